@@ -1,0 +1,1 @@
+"""Training and evaluating the text classifiers that the scorer stages load."""

@@ -1,0 +1,154 @@
+"""The ``gristmill`` command: run, validate, stages, inspect (and the sub-apps of later stages).
+
+Exit codes: 0 success, 1 some tasks failed (the others completed), 2 a configuration or
+validation error stopped the run before any data flowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from gristmill.core.config import load_pipeline
+from gristmill.errors import GristmillError
+
+app = typer.Typer(
+    name="gristmill",
+    help="Turn raw pretraining text into a curated corpus, as streaming stages over Parquet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+
+EXIT_FAILED_TASKS = 1
+EXIT_CONFIG = 2
+
+
+def _fail(error: GristmillError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error}", highlight=False)
+    return typer.Exit(EXIT_CONFIG)
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
+    input: Annotated[
+        Optional[list[str]], typer.Option("--input", "-i", help="input paths or globs (repeatable)")
+    ] = None,
+    output: Annotated[
+        Optional[str], typer.Option("--output", "-o", help="output directory")
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", "-w", min=1, help="worker processes")
+    ] = None,
+    executor_type: Annotated[
+        Optional[str],
+        typer.Option("--executor", "-e", help="local or dask (default: the pipeline's executor)"),
+    ] = None,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(help="dask: address of an existing scheduler, e.g. tcp://host:8786"),
+    ] = None,
+    slurm: Annotated[
+        bool, typer.Option("--slurm", help="dask: run the workers as Slurm jobs")
+    ] = False,
+    limit: Annotated[
+        Optional[int], typer.Option(min=1, help="read at most N documents from each task")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace an existing output instead of resuming")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress or summary")] = False,
+) -> None:
+    """Run a pipeline; a rerun resumes, skipping the tasks that completed."""
+    from gristmill.executors.select import build_executor
+
+    try:
+        config = load_pipeline(pipeline)
+        if input:
+            config.input = config.input.model_copy(update={"paths": list(input)})
+        if output:
+            config.output = config.output.model_copy(update={"path": output})
+        built = config.build()
+        executor = build_executor(
+            config.executor,
+            executor_type=executor_type,
+            workers=workers,
+            scheduler=scheduler,
+            slurm=slurm,
+            progress=not quiet,
+        )
+        report = executor.run(built, limit=limit, overwrite=overwrite)
+    except GristmillError as error:
+        raise _fail(error) from None
+    if not quiet:
+        console.print(f"output: {report.output}  (stats: {report.output}/_run/stats.json)")
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED_TASKS)
+
+
+@app.command()
+def validate(pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")]) -> None:
+    """Check a pipeline file, its stages and parameters, and its input's columns."""
+    from gristmill.executors.run import validate_before_run
+
+    try:
+        config = load_pipeline(pipeline)
+        built = config.build()
+        assert built.reader is not None
+        tasks = built.reader.plan()
+        validate_before_run(built, tasks)
+    except GristmillError as error:
+        raise _fail(error) from None
+    console.print(
+        f"[green]ok[/green]: {pipeline}: {len(built.stages)} stages, {len(tasks)} tasks over "
+        f"{len({t.url for t in tasks})} input files"
+    )
+
+
+@app.command()
+def stages(name: Annotated[Optional[str], typer.Argument(help="a stage name")] = None) -> None:
+    """List every stage, or show one stage's parameters, types, defaults and docs."""
+    from gristmill.cli.stages import print_stages
+
+    try:
+        print_stages(name, Console())
+    except GristmillError as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def inspect(
+    path: Annotated[str, typer.Argument(help="a Parquet or JSONL file, directory or glob")],
+    show: Annotated[int, typer.Option(min=0, help="documents to show per file")] = 3,
+) -> None:
+    """Schema, row count, null counts and a few documents of each file."""
+    from gristmill.cli.inspect import inspect_path
+
+    try:
+        inspect_path(path, show=show, console=Console())
+    except GristmillError as error:
+        raise _fail(error) from None
+
+
+def _mount_subcommands() -> None:
+    """Commands that live in their own modules: each module's ``register`` adds its own."""
+    from gristmill.cli.mixture import mixture_app
+
+    app.add_typer(mixture_app, name="mixture", help="Skill-It mixture schedules and sampling.")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+
+
+#: Modules that add top-level commands through ``register(app)``.
+COMMAND_MODULES: tuple[str, ...] = ("gristmill.cli.export", "gristmill.cli.meco")
+
+_mount_subcommands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,65 @@
+"""``gristmill export``: a curated output → token sequences with a loss mask, for training.
+
+Writes ``sequences.parquet`` and the memory-mapped ``tokens.bin`` / ``loss_mask.bin`` /
+``index.npy`` / ``meta.json`` (format in ``gristmill.export.writer``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+from rich.console import Console
+
+from gristmill.errors import GristmillError
+from gristmill.export import ExportOptions, export_corpus
+
+EXIT_CONFIG = 2
+
+
+def export(
+    inputs: Annotated[list[str], typer.Argument(help="curated output directories or files")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="export directory")],
+    tokenizer: Annotated[
+        Optional[str], typer.Option(help="tokenizer.json of the model to train")
+    ] = None,
+    bos_token: Annotated[Optional[str], typer.Option(help="BOS token (default: detected)")] = None,
+    eos_token: Annotated[Optional[str], typer.Option(help="EOS token (default: detected)")] = None,
+    seq_len: Annotated[
+        Optional[int], typer.Option(min=2, help="pack to this length (default: no packing)")
+    ] = None,
+    phase: Annotated[
+        str, typer.Option(help="all | conditioning | cooldown (MeCo trains them in turn)")
+    ] = "all",
+) -> None:
+    """Tokenise [BOS] + meco_prefix + text + [EOS], mask BOS and prefix out of the loss."""
+    console = Console(stderr=True)
+    if phase not in ("all", "conditioning", "cooldown"):
+        console.print(
+            f"[red]error:[/red] --phase must be all, conditioning or cooldown, not {phase!r}"
+        )
+        raise typer.Exit(EXIT_CONFIG)
+    chosen: Literal["all", "conditioning", "cooldown"] = phase  # type: ignore[assignment]
+    options = ExportOptions(
+        tokenizer=tokenizer,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        seq_len=seq_len,
+        phase=chosen,
+    )
+    try:
+        summary = export_corpus(list(inputs), output, options)
+    except GristmillError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    console.print(
+        f"{summary.output}: {summary.documents} documents → {summary.sequences} sequences, "
+        f"{summary.tokens} tokens ({summary.tokens_discarded} discarded by packing)",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``gristmill export`` to the main app."""
+    app.command("export")(export)

@@ -1,0 +1,1 @@
+"""The contracts every part keeps: batches, stages, filters, stats, registry and config."""

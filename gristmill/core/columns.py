@@ -1,0 +1,25 @@
+"""Column names shared by every stage (DESIGN.md §2), so a typo is a NameError, not a bug."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+ID = "id"
+TEXT = "text"
+SOURCE = "source"
+URL = "url"
+DUMP = "dump"
+CRAWL_DATE = "crawl_date"
+
+#: Columns a pipeline cannot do without: documents are identified and carry text.
+REQUIRED = (ID, TEXT)
+
+#: The provenance schema the bundled samples and the readers' defaults use.
+PROVENANCE_FIELDS = (
+    pa.field(ID, pa.string(), nullable=False),
+    pa.field(TEXT, pa.string()),
+    pa.field(SOURCE, pa.string()),
+    pa.field(URL, pa.string()),
+    pa.field(CRAWL_DATE, pa.timestamp("us", tz="UTC")),
+    pa.field(DUMP, pa.string()),
+)

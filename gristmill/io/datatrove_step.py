@@ -1,0 +1,60 @@
+"""A gristmill pipeline's stages as one datatrove step, for users who keep datatrove's executors.
+
+Documents are gathered into Arrow batches, run through the stages, and yielded back with the
+columns the stages added stored in ``metadata``; dropped documents are not yielded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from gristmill.core import columns
+from gristmill.core.pipeline import Pipeline
+from gristmill.core.stage import Stage
+
+ROW = "_gristmill_row"
+
+
+class GristmillStep(PipelineStep):  # type: ignore[misc]
+    """Wraps gristmill stages (or a ``Pipeline``) so datatrove can run them."""
+
+    name = "gristmill"
+    type = "🌾 - GRISTMILL"
+
+    def __init__(self, stages: Pipeline | Sequence[Stage], batch_size: int = 1024) -> None:
+        super().__init__()
+        self.pipeline = stages if isinstance(stages, Pipeline) else Pipeline(list(stages))
+        self.batch_size = batch_size
+
+    def _table(self, documents: list[Document]) -> pa.Table:
+        rows = [
+            {**doc.metadata, columns.ID: doc.id, columns.TEXT: doc.text, ROW: i}
+            for i, doc in enumerate(documents)
+        ]
+        return pa.Table.from_pylist(rows)
+
+    def _process(self, documents: list[Document]) -> Iterator[Document]:
+        table, _rejected = self.pipeline.apply(self._table(documents))
+        added = [n for n in table.column_names if n not in (columns.ID, columns.TEXT, ROW)]
+        for row in table.to_pylist():
+            doc = documents[row[ROW]]
+            doc.text = row[columns.TEXT]
+            for name in added:
+                doc.metadata[name] = row[name]
+            self.stat_update("forwarded")
+            yield doc
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self.pipeline.setup()
+        batch: list[Document] = []
+        for document in data or ():
+            batch.append(document)
+            if len(batch) >= self.batch_size:
+                yield from self._process(batch)
+                batch = []
+        if batch:
+            yield from self._process(batch)

@@ -1,0 +1,1 @@
+"""Models shipped with gristmill (package data), each with the config and recipe that made it."""

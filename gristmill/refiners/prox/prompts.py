@@ -1,0 +1,187 @@
+"""ProX prompts, rendered by hand so they match what the released refining models saw.
+
+The refining checkpoints ship no chat template and recent ``transformers`` no longer falls
+back to Llama-2's, so the layout is written out here (spec §12.1-12.2). Every number below is
+a compatibility constant, not a tuning knob: the models were trained and run with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gristmill.refiners.prox.tokens import as_encoder
+
+SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
+CONTEXT_LENGTH = 2048
+DOC_MAX_PROMPT_TOKENS = 2000
+DOC_MAX_NEW_TOKENS = 2000
+CHUNK_TOKEN_BUDGET = 1500
+CHUNK_MAX_NEW_TOKENS = 256
+LINE_NUMBER_DIGITS = 3
+
+
+def llama2_prompt(user: str, system: str = SYSTEM_PROMPT) -> str:
+    """Render one system+user turn the way Llama-2's official chat template does.
+
+    The template strips the combined ``<<SYS>>`` + user block, which can only remove
+    trailing whitespace of the user text (the block starts with ``<<SYS>>``); leading
+    whitespace of a document survives, as upstream.
+    """
+    return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user.rstrip()} [/INST]"
+
+
+@dataclass(frozen=True, slots=True)
+class DocPrompt:
+    """A document-level prompt, ready for an engine that accepts token ids.
+
+    ``token_ids`` is what upstream fed the model: the prompt encoded without an added BOS
+    (the literal ``<s>`` supplies it) and right-truncated, so for long documents the model
+    sees the head of the text and no closing ``[/INST]``. ``truncated`` records that, since
+    the decision is then based on a prefix only.
+    """
+
+    prompt: str
+    token_ids: tuple[int, ...]
+    truncated: bool
+
+    def max_new_tokens(self, context: int = CONTEXT_LENGTH, cap: int = DOC_MAX_NEW_TOKENS) -> int:
+        """The generation budget upstream ends up with: what the context leaves, at most 2000."""
+        return max(0, min(cap, context - len(self.token_ids)))
+
+
+def build_doc_prompts(
+    texts: Iterable[str], tokenizer: Any, max_tokens: int = DOC_MAX_PROMPT_TOKENS
+) -> list[DocPrompt]:
+    """Build document-level prompts for a batch, encoding them in one tokenizer call.
+
+    For id parity with upstream pass the slow Llama-2 SentencePiece tokenizer (``legacy=False``);
+    a fast tokenizer renders ``[INST]`` after ``<s>`` with different ids (spec §3.2).
+    """
+    encoder = as_encoder(tokenizer)
+    prompts = [llama2_prompt(text) for text in texts]
+    encoded = encoder.encode_batch(prompts, add_special_tokens=False)
+    return [
+        DocPrompt(prompt=p, token_ids=tuple(ids[:max_tokens]), truncated=len(ids) > max_tokens)
+        for p, ids in zip(prompts, encoded, strict=True)
+    ]
+
+
+def build_doc_prompt(
+    text: str, tokenizer: Any, max_tokens: int = DOC_MAX_PROMPT_TOKENS
+) -> DocPrompt:
+    """Single-document convenience wrapper around :func:`build_doc_prompts`."""
+    return build_doc_prompts([text], tokenizer, max_tokens)[0]
+
+
+def number_line(index: int, line: str) -> str:
+    """Prefix a line with its global, zero-padded index and no space: ``[007]text``.
+
+    Indices are global across the document so that every chunk program addresses the same
+    line numbers the executor uses; more digits appear once the index reaches 1000.
+    """
+    return f"[{index:0{LINE_NUMBER_DIGITS}d}]{line}"
+
+
+def chunk_prompt(body: str) -> str:
+    """Wrap numbered lines the way the chunk-level model expects them.
+
+    Submit this as *text*: upstream lets the engine tokenize it with the fast tokenizer and
+    add its own BOS, which yields two BOS tokens (spec §12.2).
+    """
+    return llama2_prompt(f"[doc]\n{body}\n[/doc]")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One chunk of a document: which lines it covers and the prompt that shows them.
+
+    ``first_line``/``last_line`` are inclusive global line indices, like the
+    ``remove_lines`` arguments, so a chunk doubles as the span a strict executor confines
+    that chunk's program to. ``n_tokens`` is the sum of the per-line costs used for packing
+    (one BOS per line included, as upstream). ``oversized`` marks a single line that alone
+    exceeds the budget: upstream still sends it, and an engine whose context it overflows
+    should treat its output as the empty program.
+    """
+
+    index: int
+    first_line: int
+    last_line: int
+    n_tokens: int
+    body: str
+    prompt: str
+    oversized: bool = False
+
+    @property
+    def lines(self) -> range:
+        return range(self.first_line, self.last_line + 1)
+
+
+def pack_lines(
+    costs: Sequence[int], budget: int = CHUNK_TOKEN_BUDGET
+) -> list[tuple[int, int, int]]:
+    """Greedy packing of line costs into ``(first, last, tokens)`` groups (spec §4.2).
+
+    Kept separate from tokenization so the packing rule can be checked on plain numbers.
+    A line whose cost alone exceeds the budget becomes its own group and is not split.
+    """
+    groups: list[tuple[int, int, int]] = []
+    start, running = 0, 0
+    for i, cost in enumerate(costs):
+        if running + cost <= budget:
+            running += cost
+            continue
+        if i > start:
+            groups.append((start, i - 1, running))
+        if cost > budget:
+            groups.append((i, i, cost))
+            start, running = i + 1, 0
+        else:
+            start, running = i, cost
+    if len(costs) > start:
+        groups.append((start, len(costs) - 1, running))
+    return groups
+
+
+def build_chunk_prompts_batch(
+    texts: Sequence[str], tokenizer: Any, budget: int = CHUNK_TOKEN_BUDGET
+) -> list[list[Chunk]]:
+    """Chunk a batch of documents with one tokenizer call over all their lines.
+
+    An empty document yields no chunks (its program is ``""``); upstream never sees one
+    because the reader skips empty texts.
+    """
+    encoder = as_encoder(tokenizer)
+    numbered_docs = [
+        [number_line(i, line) for i, line in enumerate(text.split("\n"))] if text else []
+        for text in texts
+    ]
+    flat = [line for doc in numbered_docs for line in doc]
+    lengths = [len(ids) for ids in encoder.encode_batch(flat, add_special_tokens=True)]
+    out: list[list[Chunk]] = []
+    offset = 0
+    for numbered in numbered_docs:
+        costs = lengths[offset : offset + len(numbered)]
+        offset += len(numbered)
+        chunks = []
+        for index, (first, last, tokens) in enumerate(pack_lines(costs, budget)):
+            body = "\n".join(numbered[first : last + 1])
+            chunks.append(
+                Chunk(
+                    index=index,
+                    first_line=first,
+                    last_line=last,
+                    n_tokens=tokens,
+                    body=body,
+                    prompt=chunk_prompt(body),
+                    oversized=tokens > budget,
+                )
+            )
+        out.append(chunks)
+    return out
+
+
+def build_chunk_prompts(text: str, tokenizer: Any, budget: int = CHUNK_TOKEN_BUDGET) -> list[Chunk]:
+    """Chunk one document; see :func:`build_chunk_prompts_batch`."""
+    return build_chunk_prompts_batch([text], tokenizer, budget)[0]

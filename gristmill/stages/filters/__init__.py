@@ -1,0 +1,1 @@
+"""Filters: stages that drop rows (or, in annotate mode, mark them) from existing columns."""

@@ -1,0 +1,358 @@
+"""Text primitives shared by the heuristic filters, as polars expressions over a whole batch.
+
+The heuristic rules (Gopher, C4, FineWeb) are defined on Python's string semantics and on
+datatrove's English word splitting, which is spaCy's rule-based English tokenizer. Running
+spaCy on every document is what makes per-document pipelines slow, so words here come from
+one regular expression that follows spaCy's affix rules closely enough for the statistics
+the filters take; the few documents whose statistics sit so close to a threshold that the
+approximation could flip the decision are re-checked with spaCy itself (``exact_words``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import cache
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+#: Characters that Python's ``str.isspace`` accepts: ``strip``/``split`` use these.
+PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+#: Line boundaries of ``str.splitlines`` other than ``\n`` (``\r\n`` counts as one).
+PY_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+#: Whitespace inside one line (what ``lstrip``/``rstrip`` of a split line can meet).
+INLINE_WHITESPACE = "".join(c for c in PY_WHITESPACE if c not in PY_LINE_BREAKS + "\n")
+
+#: Characters datatrove counts as symbols: a word made only of these is not a word for
+#: Gopher's length and word-count rules. ASCII punctuation, common CJK/full-width marks and
+#: the C0/C1 control characters, plus every sentence terminator below.
+_SYMBOLS = (
+    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
+    + "".join(chr(c) for c in (*range(0, 9), *range(11, 32), *range(127, 160)))
+)
+#: Sentence-terminating punctuation across scripts (the Unicode Sentence_Terminal set of the
+#: rules' reference implementation); FineWeb's "line ends in punctuation" uses it.
+TERMINAL_PUNCTUATION = frozenset(
+    chr(c)
+    for c in (
+        0x21, 0x2E, 0x3F, 0x589, 0x61D, 0x61E, 0x61F, 0x6D4, 0x700, 0x701, 0x702, 0x7F9,
+        0x837, 0x839, 0x83D, 0x83E, 0x964, 0x965, 0x104A, 0x104B, 0x1362, 0x1367, 0x1368,
+        0x166E, 0x1735, 0x1736, 0x17D4, 0x17D5, 0x17D6, 0x17D9, 0x17DA, 0x1803, 0x1809,
+        0x1944, 0x1945, 0x1AA8, 0x1AA9, 0x1AAA, 0x1AAB, 0x1B5A, 0x1B5B, 0x1B5E, 0x1B5F,
+        0x1B7D, 0x1B7E, 0x1C3B, 0x1C3C, 0x1C7E, 0x1C7F, 0x203C, 0x203D, 0x2047, 0x2048,
+        0x2049, 0x2E2E, 0x2E3C, 0x2E53, 0x2E54, 0x3002, 0xA4FF, 0xA60E, 0xA60F, 0xA6F3,
+        0xA6F7, 0xA876, 0xA877, 0xA8CE, 0xA8CF, 0xA92F, 0xA9C8, 0xA9C9, 0xAA5D, 0xAA5E,
+        0xAA5F, 0xAAF0, 0xAAF1, 0xABEB, 0xFE52, 0xFE56, 0xFE57, 0xFF01, 0xFF0E, 0xFF1F,
+        0xFF61, 0x10A56, 0x10A57, 0x10F55, 0x10F56, 0x10F57, 0x10F58, 0x10F59, 0x10F86,
+        0x10F87, 0x10F88, 0x10F89, 0x11047, 0x11048, 0x110BE, 0x110BF, 0x110C0, 0x110C1,
+        0x11141, 0x11142, 0x11143, 0x111C5, 0x111C6, 0x111CD, 0x111DE, 0x111DF, 0x11238,
+        0x11239, 0x1123B, 0x1123C, 0x112A9, 0x1144B, 0x1144C, 0x115C2, 0x115C3, 0x115C9,
+        0x115CA, 0x115CB, 0x115CC, 0x115CD, 0x115CE, 0x115CF, 0x115D0, 0x115D1, 0x115D2,
+        0x115D3, 0x115D4, 0x115D5, 0x115D6, 0x115D7, 0x11641, 0x11642, 0x1173C, 0x1173D,
+        0x1173E, 0x11944, 0x11946, 0x11A42, 0x11A43, 0x11A9B, 0x11A9C, 0x11C41, 0x11C42,
+        0x11EF7, 0x11EF8, 0x11F43, 0x11F44, 0x16A6E, 0x16A6F, 0x16AF5, 0x16B37, 0x16B38,
+        0x16B44, 0x16E98, 0x1BC9F, 0x1DA88,
+    )
+)  # fmt: skip
+SYMBOLS = frozenset(_SYMBOLS) | TERMINAL_PUNCTUATION
+
+
+def char_class(chars: str | set[str] | frozenset[str]) -> str:
+    """A regex character class (without brackets) matching exactly these characters."""
+    return "".join(re.escape(c) if c not in "\x00" else "\\x00" for c in sorted(set(chars)))
+
+
+WS = char_class(PY_WHITESPACE)
+INLINE_WS = char_class(INLINE_WHITESPACE)
+SYMBOL_CLASS = char_class(SYMBOLS)
+TERMINAL_CLASS = char_class(TERMINAL_PUNCTUATION)
+
+# -- lines -------------------------------------------------------------------------------
+
+
+def normalise_line_breaks(text: pl.Expr) -> pl.Expr:
+    """Every boundary ``str.splitlines`` knows, as a single ``\\n``."""
+    return text.str.replace_all("\r\n", "\n", literal=True).str.replace_all(
+        f"[{char_class(PY_LINE_BREAKS)}]", "\n"
+    )
+
+
+def splitlines(text: pl.Expr) -> pl.Expr:
+    """``str.splitlines()``: no line after a final break, no line at all for ``""``."""
+    normalised = normalise_line_breaks(text)
+    lines = normalised.str.strip_suffix("\n").str.split("\n")
+    return pl.when(normalised != "").then(lines).otherwise(pl.lit([], pl.List(pl.String)))
+
+
+# -- words -------------------------------------------------------------------------------
+
+#: Abbreviations spaCy's English exceptions keep whole with their final period.
+_ABBREVIATIONS = [
+    "Adm",
+    "Ak",
+    "Ala",
+    "Apr",
+    "Ariz",
+    "Ark",
+    "Aug",
+    "Bros",
+    "Calif",
+    "Co",
+    "Colo",
+    "Conn",
+    "Corp",
+    "Dec",
+    "Del",
+    "Dr",
+    "Feb",
+    "Fla",
+    "Ga",
+    "Gen",
+    "Gov",
+    "Ia",
+    "Id",
+    "Ill",
+    "Inc",
+    "Ind",
+    "Jan",
+    "Jr",
+    "Jul",
+    "Jun",
+    "Kan",
+    "Kans",
+    "Ky",
+    "La",
+    "Ltd",
+    "Mar",
+    "Mass",
+    "Md",
+    "Messrs",
+    "Mich",
+    "Minn",
+    "Miss",
+    "Mo",
+    "Mont",
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Mt",
+    "Neb",
+    "Nebr",
+    "Nev",
+    "Nov",
+    "Oct",
+    "Okla",
+    "Ore",
+    "Pa",
+    "Prof",
+    "Rep",
+    "Rev",
+    "Sen",
+    "Sep",
+    "Sept",
+    "St",
+    "Tenn",
+    "Va",
+    "Wash",
+    "Wis",
+    "co",
+    "vs",
+]
+#: Symbols spaCy splits off wherever they stand.
+_ICONS = "°®©™♪♫○●■□▪•→←↑↓★☆✓✔\ufffc\ufffd"
+#: Characters spaCy peels off the start or end of a whitespace-separated chunk one at a time
+#: (its prefix and suffix punctuation, quotes, brackets, currency); anything else stays
+#: inside the chunk's core token.
+_AFFIXES = (
+    "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧"
+    "$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿§%=—–+."
+)
+#: A period only ever leaves the end of a chunk; currency signs, "§", "=" and "+" only the
+#: start (spaCy splits them off the end only after a digit, which we do not model).
+_START = f"[^{WS}{char_class(set(_AFFIXES) - {'.'})}]"
+_END = f"[^{WS}{char_class(set(_AFFIXES) - set('$£€¥§=+'))}]"
+_CORE = f"[^{WS}{char_class(_AFFIXES)}]"
+#: One alternative per token shape, tried left to right: URLs, dotted abbreviations,
+#: clitics (split off beforehand), ellipses, a chunk core (starts and ends with a non-affix
+#: character, may hold anything but whitespace inside), or a single affix character.
+WORD_PATTERN = "|".join(
+    (
+        rf"(?:https?://|www\.)[^{WS}]*[\w/]",
+        r"(?-u:\b)(?:" + "|".join(_ABBREVIATIONS) + r")\.",
+        r"(?-u:\b)(?:\p{L}\.){2,}",
+        rf"\p{{L}}\.[^{WS}]*{_CORE}",
+        r"(?-u:\b)\p{L}\.",
+        r"(?i:n['’]t)",
+        r"['’](?i:s|ll|re|ve|d|m)(?-u:\b)",
+        r"……",
+        r"\.{2,}",
+        # spaCy's lowercase class has no Georgian: a final period stays on the word.
+        r"\p{Georgian}+\.",
+        rf"{_START}(?:[^{WS}]*{_END})?",
+        rf"[^{WS}]",
+    )
+)
+#: spaCy splits English clitics ("do n't", "it 's") off a chunk's core, and infixes: hyphens,
+#: slashes, colons after a letter or digit and before a letter; arithmetic signs between
+#: digits. Never inside a URL: the URL alternative writes it back unchanged (the spaces its
+#: empty groups add fall before whitespace, where no word sees them).
+_URL = rf"((?:https?://|www\.)[^{WS}]*)"
+_PRONOUN = "i|you|he|she|it|we|they|that|there|these|this|those|what|when|where|who|why|how"
+_AUXILIARY = (
+    "ai|are|ca|could|dare|did|does|do|had|has|have|is|may|might|must|need|ought|sha|should|"
+    "was|were|wo|would"
+)
+#: Each alternative captures (head)(clitic); the replacement puts one space between.
+_CLITIC = "|".join(
+    (
+        r"(\w)((?i:n['’]t)(?-u:\b))",
+        r"(\w)(['’][sS])(?-u:\b)",
+        rf"(?-u:\b)((?i:{_PRONOUN}))(['’](?i:d|ll|re|ve|m))(?-u:\b)",
+        rf"(?-u:\b)((?i:{_AUXILIARY}))((?i:nt))(?-u:\b)",
+        r"(?-u:\b)((?i:can))((?i:not))(?-u:\b)",
+        r"(?-u:\b)((?i:gon|got))((?i:na|ta))(?-u:\b)",
+        r"(?-u:\b)(1[0-2]|[1-9])([ap]m)(?-u:\b)",
+    )
+)
+_CLITIC_REPLACEMENT = "$1$3$5$7$9$11$13 $2$4$6$8$10$12$14"
+_LETTER_INFIX = "|".join(
+    (
+        _URL,
+        r"([\p{L}\d])(-|–|—|~|/|:|<|>|=)(\p{L})",
+        r"(\p{L})(,)(\p{L})",
+        r"([\p{Ll}\"'”’])(\.)(\p{Lu})",
+        rf"()(\.\.+|…|[{_ICONS}])()",
+    )
+)
+_DIGIT_INFIX = _URL + r"|(\d)([-+*^])(\d)"
+
+
+def _spaced(text: pl.Expr) -> pl.Expr:
+    return (
+        text.str.replace_all(_CLITIC, _CLITIC_REPLACEMENT)
+        .str.replace_all(_LETTER_INFIX, "$1$2$5$8$11 $3$6$9$12 $4$7$10$13")
+        .str.replace_all(_DIGIT_INFIX, "$1$2 $3 $4")
+    )
+
+
+def words(text: pl.Expr) -> pl.Expr:
+    """The words of each text, as datatrove's English ``split_into_words`` gives them."""
+    return _spaced(text).str.extract_all(WORD_PATTERN)
+
+
+class _LastWords:
+    """The words of the last batch seen, found again by text hash.
+
+    Consecutive heuristic filters see the same documents (less the ones dropped in
+    between), so the second one takes its words from here instead of splitting again.
+    """
+
+    hashes: np.ndarray = np.zeros(0, dtype=np.uint64)
+    order: np.ndarray = np.zeros(0, dtype=np.int64)
+    lists: pl.Series = pl.Series([], dtype=pl.List(pl.String))
+
+
+_last = _LastWords()
+
+
+def batch_words(texts: pl.Series) -> pl.Series:
+    """``words`` of every text, reusing the previous batch's where all texts are in it."""
+    hashes = texts.hash(seed=11).to_numpy()
+    if len(_last.hashes) and len(hashes):
+        where = np.searchsorted(_last.hashes, hashes, sorter=_last.order)
+        where = np.minimum(where, len(_last.hashes) - 1)
+        found = _last.order[where]
+        if np.array_equal(_last.hashes[found], hashes):
+            return _last.lists.gather(found)
+    lists = pl.DataFrame({"text": texts}).select(words(pl.col("text")))["text"]
+    _last.hashes, _last.order, _last.lists = hashes, np.argsort(hashes, kind="stable"), lists
+    return lists
+
+
+def word_count(text: pl.Expr) -> pl.Expr:
+    """How many words ``words`` finds, without building the lists."""
+    return _spaced(text).str.count_matches(WORD_PATTERN)
+
+
+#: The marks after which spaCy's sentencizer may start a sentence: the terminal
+#: punctuation above less the marks of scripts added to Unicode after its list was made.
+SENTENCE_PUNCTUATION = TERMINAL_PUNCTUATION - frozenset(
+    chr(c)
+    for c in (
+        0x61D, 0x61E, 0x837, 0x839, 0x83D, 0x83E, 0x17D4, 0x17D5, 0x17D6, 0x17D9, 0x17DA,
+        0x1B7D, 0x1B7E, 0x2E53, 0x2E54, 0x10F55, 0x10F56, 0x10F57, 0x10F58, 0x10F59,
+        0x10F86, 0x10F87, 0x10F88, 0x10F89, 0x11944, 0x11946, 0x11EF7, 0x11EF8, 0x11F43,
+        0x11F44, 0x16E98,
+    )
+)  # fmt: skip
+
+
+def sentence_counts(lines: pl.Series) -> np.ndarray:
+    """Sentences per line as spaCy's sentencizer counts them, on our words.
+
+    A sentence starts at a word that is not punctuation when a sentence-final mark was
+    seen since the last such word; so each run of punctuation holding a final mark, followed
+    by a word, is one boundary.
+    """
+    tokens = pl.DataFrame({"line": lines}).select(words(pl.col("line")).alias("w"))["w"]
+    sizes = tokens.list.len().to_numpy()
+    flat = tokens.explode().drop_nulls()
+    final = flat.is_in(list(SENTENCE_PUNCTUATION)).to_numpy()
+    punct = flat.str.contains(r"^\p{P}+$").to_numpy() | final
+    line = np.repeat(np.arange(len(sizes)), sizes)
+    # Group = a word and the punctuation after it (the line's first group may be all marks).
+    group = np.cumsum(~punct) + line * (len(flat) + 1)
+    _, index, inverse = np.unique(group, return_index=True, return_inverse=True)
+    has_final = np.bincount(inverse, weights=final) > 0
+    group_line = line[index]
+    followed = np.append(group_line[1:] == group_line[:-1], False)
+    boundaries = np.bincount(group_line[has_final & followed], minlength=len(sizes))
+    return 1 + boundaries
+
+
+# -- the exact path ----------------------------------------------------------------------
+
+
+#: spaCy keeps every string it has seen in its vocabulary; past this many it starts afresh,
+#: so a long run does not grow without bound (datatrove frees them after every call, which
+#: makes each call rebuild its words' entries: several times slower).
+MAX_VOCABULARY = 500_000
+
+
+@cache
+def _spacy_english() -> Any:
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def _english(text: str) -> Any:
+    nlp = _spacy_english()
+    if len(nlp.vocab) > MAX_VOCABULARY:
+        _spacy_english.cache_clear()
+        nlp = _spacy_english()
+    nlp.max_length = len(text) + 10
+    return nlp
+
+
+def spacy_available() -> bool:
+    try:
+        _spacy_english()
+    except ImportError:
+        return False
+    return True
+
+
+def exact_words(text: str) -> list[str]:
+    """datatrove's English words: spaCy's tokens, whitespace tokens dropped."""
+    tokens = (token.text.strip() for token in _english(text).make_doc(text))
+    return [token for token in tokens if token]
+
+
+def exact_sentence_count(text: str) -> int:
+    """How many sentences datatrove's English sentence splitter finds in ``text``."""
+    return sum(1 for _ in _english(text)(text).sents)

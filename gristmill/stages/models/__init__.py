@@ -1,0 +1,1 @@
+"""Model wrappers that stages share (fastText); no stages are registered here."""

@@ -1,0 +1,1 @@
+"""Taggers: stages that add metadata columns and never drop a row."""

@@ -1,0 +1,222 @@
+"""Two-pass runs (a percentile cut after a scorer): segments, statistics, resume, fingerprints.
+
+The interrupted runs are real ``gristmill run`` processes killed with SIGKILL part-way through
+the first pass (the scorer's segment) or the second (the cut and what follows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from support.data import read_output, split_samples
+from support.score_stages import LetterShare
+
+from gristmill import Pipeline
+from gristmill.core.config import load_pipeline
+from gristmill.executors import LocalExecutor
+from gristmill.executors.prepass import split_segments
+from gristmill.io import ParquetReader, ParquetWriter
+from gristmill.stages.filters.score_filter import ScoreFilter
+
+TESTS = Path(__file__).resolve().parents[1]
+SHARDS = 8
+
+PIPELINE = """
+name: two-pass
+input: {{paths: ["{inputs}/*.parquet"], batch_size: 100}}
+output: {{path: "{output}"}}
+executor: {{type: local, workers: 2}}
+stages:
+  - test_letter_share: {{min_chars: 200, sleep_per_batch: {sleep}}}
+  - score_filter: {{column: letter_share, method: percentile, keep_fraction: 0.5}}
+  - test_letter_share: {{column: second_score, sleep_per_batch: {sleep}}}
+"""
+
+CLI = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    import support.score_stages  # registers test_letter_share
+    from gristmill.cli.app import main
+    sys.argv = ["gristmill", "run", {pipeline!r}, "--quiet"]
+    main()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("in")
+    split_samples(directory, SHARDS)
+    return directory
+
+
+def _write_pipeline(directory: Path, inputs: Path, output: Path, sleep: float) -> Path:
+    path = directory / f"{output.name}.yaml"
+    path.write_text(PIPELINE.format(inputs=inputs, output=output, sleep=sleep))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted run's output (without the slowdown, which changes nothing else)."""
+    directory = tmp_path_factory.mktemp("reference")
+    output = directory / "out"
+    config = load_pipeline(_write_pipeline(directory, shards, output, 0.0))
+    report = LocalExecutor(workers=2, progress=False).run(config.build())
+    assert report.ok, report.failures
+    return output
+
+
+def _cli(pipeline: Path) -> subprocess.Popen:
+    code = CLI.format(tests=str(TESTS), pipeline=str(pipeline))
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def _count(directory: Path) -> int:
+    return len(list(directory.glob("*.json"))) if directory.exists() else 0
+
+
+def _kill_when(process: subprocess.Popen, markers: Path, count: int) -> int:
+    deadline = time.monotonic() + 120
+    while _count(markers) < count and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return _count(markers)
+
+
+def _assert_same_output(output: Path, reference: Path) -> None:
+    resumed, expected = read_output(output), read_output(reference)
+    ids = resumed.column("id").to_pylist()
+    assert len(ids) == len(set(ids)), "duplicated documents"
+    assert resumed.drop_columns([]).equals(expected)
+    assert [p for p in output.rglob("*") if p.name.startswith(".tmp-")] == []
+    assert not list((output / "_run" / "segments").rglob("*.parquet")), "segment data kept"
+    stats = json.loads((output / "_run" / "stats.json").read_text())
+    reference_stats = json.loads((reference / "_run" / "stats.json").read_text())
+    for label, figures in reference_stats["stages"].items():
+        assert stats["stages"][label]["docs_in"] == figures["docs_in"]
+        assert stats["stages"][label]["docs_out"] == figures["docs_out"]
+
+
+@pytest.mark.slow  # about 35 s each: three process pools per run, on a shared machine
+@pytest.mark.parametrize("interrupted_pass", ["first", "second"])
+def test_resume_after_a_kill_in_either_pass_gives_the_uninterrupted_output(
+    shards: Path, reference: Path, tmp_path: Path, interrupted_pass: str
+):
+    output = tmp_path / "out"
+    pipeline = _write_pipeline(tmp_path, shards, output, 0.3)
+    if interrupted_pass == "first":
+        markers = output / "_run" / "segments" / "01" / "_run" / "markers"
+    else:
+        markers = output / "_run" / "markers"
+    done = _kill_when(_cli(pipeline), markers, 2)
+    assert 2 <= done < SHARDS, f"the {interrupted_pass} pass should have been killed part-way"
+    if interrupted_pass == "first":
+        assert not (output / "_run" / "markers").exists()
+
+    rerun = _cli(pipeline)
+    assert rerun.wait(timeout=300) == 0
+    _assert_same_output(output, reference)
+
+
+def test_a_failed_first_pass_task_stops_before_the_cut_and_a_rerun_completes(
+    shards: Path, tmp_path: Path
+):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in sorted(shards.glob("*.parquet"))[:3]:
+        (inputs / path.name).write_bytes(path.read_bytes())
+    broken = inputs / "part-001.parquet"
+    good = broken.read_bytes()
+    broken.write_bytes(b"PAR1 not parquet")
+    output = tmp_path / "out"
+
+    def pipeline() -> Pipeline:
+        return Pipeline(
+            [
+                LetterShare(),
+                ScoreFilter(column="letter_share", method="percentile", keep_fraction=0.5),
+            ],
+            reader=ParquetReader(str(inputs / "*.parquet"), batch_size=200),
+            writer=ParquetWriter(str(output)),
+        )
+
+    report = pipeline().run()
+    assert not report.ok and [f.task_id for f in report.failures] == ["part-001"]
+    assert "not a readable Parquet file" in report.failures[0].error
+    assert not list(output.glob("*.parquet")), "no cut may be made from part of the run"
+
+    broken.write_bytes(good)
+    report = pipeline().run()
+    assert report.ok
+    kept = read_output(output).num_rows
+    total = sum(pq.read_metadata(p).num_rows for p in inputs.glob("*.parquet"))
+    assert abs(kept / total - 0.5) <= 0.01
+
+
+def test_a_barrier_first_reads_the_input_and_several_barriers_chain(shards: Path, tmp_path: Path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in sorted(shards.glob("*.parquet")):
+        table = LetterShare(min_chars=200).process(pq.read_table(path))
+        pq.write_table(LetterShare(column="other").process(table), inputs / path.name)
+    first = ScoreFilter(column="letter_share", method="percentile", keep_fraction=0.8)
+    second = ScoreFilter(
+        column="other", method="inverse", direction="keep_low", remove_fraction=0.25
+    )
+    assert [(s.start, s.stop, s.barrier) for s in split_segments([first, second])] == [
+        (0, 1, True),
+        (1, 2, True),
+    ]
+    output = tmp_path / "out"
+    report = Pipeline(
+        [first, second],
+        reader=ParquetReader(str(inputs / "*.parquet"), batch_size=300),
+        writer=ParquetWriter(str(output)),
+    ).run()
+    assert report.ok, report.failures
+    stats = report.stats.stages
+    assert stats["01_score_filter"].docs_in == 3548
+    after_first = stats["01_score_filter"].docs_out
+    assert abs(after_first - 0.8 * 3254 - 294) <= 0.01 * 3254  # 294 unscored docs are kept
+    assert abs(stats["02_score_filter"].docs_out / after_first - 0.75) <= 0.01
+    assert read_output(output).num_rows == stats["02_score_filter"].docs_out
+    assert sorted(p.name for p in (output / "_run" / "statistics").iterdir()) == [
+        "01_score_filter.json",
+        "02_score_filter.json",
+    ]
+    # Segment 1 is the first cut itself (read from the input); its output fed the second
+    # cut's statistics and was removed once the run completed.
+    assert sorted(p.name for p in (output / "_run" / "segments").iterdir()) == ["01"]
+    assert not list((output / "_run" / "segments").rglob("*.parquet"))
+
+    # The output's fingerprint includes both cuts; the markers carry it.
+    run = json.loads((output / "_run" / "run.json").read_text())
+    cuts = run["pipeline"]["run_statistics"]
+    assert cuts["01_score_filter"]["keep_fraction"] == 0.8
+    assert cuts["02_score_filter"]["keep_fraction"] == 0.75
+    assert cuts["02_score_filter"]["direction"] == "keep_high"  # inverse of keep_low
+    final = run["pipeline"]["output_fingerprint"]
+    assert final != run["fingerprint"]
+    markers = list((output / "_run" / "markers").glob("*.json"))
+    assert len(markers) == SHARDS
+    assert {json.loads(m.read_text())["fingerprint"] for m in markers} == {final}
+
+
+def _square(value: int) -> int:
+    return value * value
+
+
+def test_map_tasks_keeps_the_order_with_a_pool():
+    assert LocalExecutor(workers=2).map_tasks(_square, list(range(7))) == [i * i for i in range(7)]

@@ -1,0 +1,134 @@
+"""Heuristic filters on bad input, in pipelines, and on rules one can check by hand."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
+from support.data import sample_table
+
+from gristmill import Pipeline
+from gristmill.core.filter import Filter
+from gristmill.core.registry import get_stage_class
+from gristmill.io.datatrove import DatatroveStep
+from gristmill.stages.filters.heuristics.c4_quality import C4Quality
+from gristmill.stages.filters.heuristics.fineweb_quality import FineWebQuality
+from gristmill.stages.filters.heuristics.gopher_quality import GopherQuality
+from gristmill.stages.filters.heuristics.gopher_repetition import (
+    GopherRepetition,
+    greedy_duplicate_chars,
+)
+from gristmill.stages.filters.heuristics.text import exact_words, splitlines, words
+
+FILTERS = (GopherQuality, GopherRepetition, C4Quality, FineWebQuality)
+DATATROVE = {
+    "gopher_quality": GopherQualityFilter,
+    "gopher_repetition": GopherRepetitionFilter,
+    "c4_quality": C4QualityFilter,
+    "fineweb_quality": FineWebQualityFilter,
+}
+
+
+@pytest.fixture(scope="module")
+def prose() -> str:
+    """A real, long English sample document."""
+    table = sample_table()
+    texts = [t for t in table.column("text").to_pylist() if t and t.count(" the ") > 20]
+    return max(texts, key=len)
+
+
+def _bad_rows(prose: str, *, huge: bool = True) -> pa.Table:
+    garbage = bytes(range(256)).decode("latin-1") * 40
+    texts = [None, "", "   \n\n\t ", garbage, "\x00" * 5000, "{" * 2000 + "\n"]
+    if huge:
+        texts.append((prose + "\n\n") * (10_000_000 // (len(prose) + 2) + 1))
+    return pa.table(
+        {"id": [f"bad-{i}" for i in range(len(texts))], "text": pa.array(texts, pa.string())}
+    )
+
+
+@pytest.mark.parametrize("stage_class", FILTERS, ids=lambda c: c.name)
+def test_bad_input_gets_datatroves_verdict_and_never_crashes(stage_class: type[Filter], prose: str):
+    stage = stage_class()
+    stage.setup()
+    rows = _bad_rows(prose, huge=False)
+    verdict = stage.judge(rows)
+    keep = verdict.keep.to_pylist()
+    reasons = verdict.reasons.to_pylist()  # type: ignore[union-attr]
+    assert len(keep) == rows.num_rows and None not in keep
+    assert all(k == (r is None) for k, r in zip(keep, reasons, strict=True))
+    # Null and empty texts are dropped, with a reason, by every filter.
+    assert keep[:2] == [False, False] and reasons[0] and reasons[1]
+    oracle = DatatroveStep(DATATROVE[stage_class.name]()).judge(rows)
+    assert keep == oracle.keep.to_pylist()
+    # The whole batch goes through the stage itself too.
+    assert stage.process(rows).num_rows == sum(keep)
+
+
+def test_the_ten_megabyte_document_is_judged_by_its_content(prose: str):
+    big = _bad_rows(prose).slice(6, 1)
+    assert len(big.column("text")[0].as_py()) >= 10_000_000
+    reasons = {f.name: f().judge(big).reasons[0].as_py() for f in FILTERS}  # type: ignore[index]
+    assert reasons["gopher_quality"] == "gopher_long_doc"
+    assert reasons["gopher_repetition"] == "dup_para_frac"
+    assert reasons["fineweb_quality"] == "char_dup_ratio"
+
+
+def test_registered_names_and_yaml_parameters():
+    for stage_class in FILTERS:
+        assert get_stage_class(stage_class.name) is stage_class
+    stage = get_stage_class("gopher_quality")({"min_doc_words": 80, "mode": "annotate"})
+    assert stage.params.min_doc_words == 80  # type: ignore[attr-defined]
+    assert stage.produces == ("keep_gopher_quality",)
+
+
+def test_pipeline_of_all_four_counts_drops_by_datatrove_reason():
+    table = sample_table().slice(0, 400)
+    pipeline = Pipeline([cls() for cls in FILTERS])
+    pipeline.setup()
+    out, rejected = pipeline.apply(table)
+    assert 0 < out.num_rows < table.num_rows
+    assert sum(r.table.num_rows for r in rejected) == table.num_rows - out.num_rows
+    reasons = set()
+    for stage in pipeline.stages:
+        reasons |= set(stage.stats.dropped)
+    assert "gopher_short_doc" in reasons and "too_few_sentences" in reasons
+
+
+def test_annotate_mode_keeps_every_row():
+    table = sample_table().slice(0, 200)
+    out = FineWebQuality(mode="annotate").process(table)
+    assert out.num_rows == table.num_rows
+    assert 0 < sum(out.column("keep_fineweb_quality").to_pylist()) < table.num_rows
+
+
+def test_lines_follow_python_splitlines():
+    import polars as pl
+
+    texts = ["", "a", "a\n", "a\r\nb\rc\x0bd\u2028e", "\n", "a\n\nb\n\n", "x\x85y"]
+    got = pl.DataFrame({"t": texts}).select(splitlines(pl.col("t")))["t"].to_list()
+    assert got == [t.splitlines() for t in texts]
+
+
+def test_words_follow_spacy_on_common_english_shapes():
+    import polars as pl
+
+    text = (
+        "He said \"hello, world.\" Don't go! John's car costs $100 (see [1]) at 3:30, "
+        "e.g. in the U.S. with Mr. Brown; a well-known COVID-19 site: http://x.org/a?b=1. "
+        "It's 10-20 km... ok!!! They'll email user@mail.com."
+    )
+    ours = pl.DataFrame({"t": [text]}).select(words(pl.col("t")))["t"][0].to_list()
+    assert ours == exact_words(text)
+
+
+def test_greedy_duplicates_skip_past_each_repeat():
+    tokens = ["a", "b", "c", "a", "b", "c", "a", "b", "c"]
+    # "abc" first at 0, then repeats at 3 and 6: two counted repeats of 3 characters.
+    assert greedy_duplicate_chars(tokens, 3) == 6
+    assert greedy_duplicate_chars(tokens, 5) == 5

@@ -1,0 +1,1 @@
+"""Real (small) stages and helpers that tests use; importable by spawned worker processes."""
