@@ -18,6 +18,12 @@ at that file), so nothing is fetched.
 
 from __future__ import annotations
 
+import os
+
+# One core each: datatrove is single-threaded, so gristmill's polars and Arrow get one
+# thread too (set before they are imported).
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+
 import argparse
 import importlib.util
 import shutil
@@ -29,6 +35,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+pa.set_cpu_count(1)
+pa.set_io_thread_count(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

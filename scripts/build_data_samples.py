@@ -199,9 +199,7 @@ def read_ccnet_all(root: Path) -> list[Doc]:
     return [doc for name in names for doc in read_ccnet(root / name)]
 
 
-def text_only_jsonl(
-    source: str, tag: str, rel: str, **extra: str
-) -> Callable[[Path], list[Doc]]:
+def text_only_jsonl(source: str, tag: str, rel: str, **extra: str) -> Callable[[Path], list[Doc]]:
     """Reader for data-juicer files that carry only ``text`` (plus fixed provenance)."""
 
     def read(root: Path) -> list[Doc]:
@@ -270,9 +268,7 @@ def http_html(block: bytes) -> str | None:
         k.strip().lower(): v.strip()
         for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)
     }
-    if " 200 " not in f"{lines[0]} " or "text/html" not in headers.get(
-        "content-type", ""
-    ):
+    if " 200 " not in f"{lines[0]} " or "text/html" not in headers.get("content-type", ""):
         return None
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = dechunk(body)
@@ -351,9 +347,7 @@ def read_wget_warcs(root: Path) -> list[Doc]:
     ):
         for record in iter_warc(root / name):
             html = (
-                http_html(record.block)
-                if record.headers.get("WARC-Type") == "response"
-                else None
+                http_html(record.block) if record.headers.get("WARC-Type") == "response" else None
             )
             if html is None:
                 continue
@@ -375,9 +369,7 @@ def read_cc_wet(root: Path) -> list[Doc]:
     """Common Crawl WET text records; the dump comes from the warcinfo ``isPartOf`` field."""
     dump = None
     docs = []
-    for record in iter_warc(
-        root / "web/cc_whirlwind_CC-MAIN-2024-22_whirlwind.warc.wet.gz"
-    ):
+    for record in iter_warc(root / "web/cc_whirlwind_CC-MAIN-2024-22_whirlwind.warc.wet.gz"):
         kind = record.headers.get("WARC-Type")
         if kind == "warcinfo":
             dump = dump_from_path(record.block.decode("utf-8"))
@@ -440,19 +432,15 @@ def read_alice(root: Path) -> list[Doc]:
     footer (split off upstream into its own file) go on chapter XII: real books
     arrive with that boilerplate, and the pipeline should be tested on it.
     """
-    lines = read_text(
-        root / "sources/books_gutenberg_11_alice_in_wonderland.txt"
-    ).split("\n")
+    lines = read_text(root / "sources/books_gutenberg_11_alice_in_wonderland.txt").split("\n")
     starts = [i for i, line in enumerate(lines) if line.startswith("CHAPTER ")]
     chapters = split_before(lines, starts)
     chapters[-1] += (
-        "\n\n"
-        + read_text(root / "sources/books_gutenberg_11_alice_license.txt").strip()
+        "\n\n" + read_text(root / "sources/books_gutenberg_11_alice_license.txt").strip()
     )
     url = "https://www.gutenberg.org/ebooks/11"
     return [
-        Doc(f"gutenberg-11-ch{i:02d}", text, "gutenberg", url)
-        for i, text in enumerate(chapters, 1)
+        Doc(f"gutenberg-11-ch{i:02d}", text, "gutenberg", url) for i, text in enumerate(chapters, 1)
     ]
 
 
@@ -479,10 +467,7 @@ def read_shakespeare(root: Path) -> list[Doc]:
         size += len(speech) + 2
     if current:
         pieces.append("\n\n".join(current))
-    return [
-        Doc(f"shakespeare-{i:04d}", text, "shakespeare")
-        for i, text in enumerate(pieces)
-    ]
+    return [Doc(f"shakespeare-{i:04d}", text, "shakespeare") for i, text in enumerate(pieces)]
 
 
 def read_luxun(root: Path) -> list[Doc]:
@@ -496,14 +481,10 @@ def read_luxun(root: Path) -> list[Doc]:
     starts = [
         i
         for i in range(len(lines) - 1)
-        if rule.match(lines[i + 1])
-        and lines[i].strip()
-        and not lines[i].strip().startswith("<!--")
+        if rule.match(lines[i + 1]) and lines[i].strip() and not lines[i].strip().startswith("<!--")
     ]
     stories = split_before(lines, starts)
-    return [
-        Doc(f"luxun-nahan-{i:02d}", text, "luxun") for i, text in enumerate(stories, 1)
-    ]
+    return [Doc(f"luxun-nahan-{i:02d}", text, "luxun") for i, text in enumerate(stories, 1)]
 
 
 def read_constitution(root: Path) -> list[Doc]:
@@ -513,8 +494,7 @@ def read_constitution(root: Path) -> list[Doc]:
     parts = split_before(lines, [0, *articles])  # a leading 0 keeps the preamble apart
     names = ["preamble"] + [f"article-{i}" for i in range(1, len(parts))]
     return [
-        Doc(f"constitution-{n}", text, "constitution")
-        for n, text in zip(names, parts, strict=True)
+        Doc(f"constitution-{n}", text, "constitution") for n, text in zip(names, parts, strict=True)
     ]
 
 
@@ -532,10 +512,7 @@ def read_wikitext(root: Path) -> list[Doc]:
         if heading.match(line) and (i == 0 or not lines[i - 1].strip())
     ]
     articles = split_before(lines, starts)
-    return [
-        Doc(f"wikitext2-test-{i:03d}", text, "wikitext")
-        for i, text in enumerate(articles)
-    ]
+    return [Doc(f"wikitext2-test-{i:03d}", text, "wikitext") for i, text in enumerate(articles)]
 
 
 def read_rainbow(root: Path) -> list[Doc]:
@@ -678,9 +655,7 @@ SOURCES: tuple[SourceSpec, ...] = (
         "web_snippets",
         "web-html",
         ("web/dj_quality_classifier_demo_multilingual.jsonl",),
-        text_only_jsonl(
-            "web_snippets", "dj", "web/dj_quality_classifier_demo_multilingual.jsonl"
-        ),
+        text_only_jsonl("web_snippets", "dj", "web/dj_quality_classifier_demo_multilingual.jsonl"),
         "data-juicer repo Apache-2.0",
         "all 11 short, mostly low-quality web snippets (en, zh, es)",
         "`text` as given; id `web_snippets-dj-<row>`.",
@@ -894,10 +869,7 @@ def write_shards(files: dict[str, list[Doc]], out: Path) -> None:
 def read_manifest(root: Path) -> dict[str, tuple[str, str, str]]:
     """Map each local file to (origin repo, commit, origin path) from MANIFEST.tsv."""
     rows = read_csv(root / "MANIFEST.tsv", delimiter="\t")
-    return {
-        r["local_path"]: (r["origin_repo"], r["origin_commit"], r["origin_path"])
-        for r in rows
-    }
+    return {r["local_path"]: (r["origin_repo"], r["origin_commit"], r["origin_path"]) for r in rows}
 
 
 def expand_files(spec: SourceSpec, root: Path) -> list[str]:
@@ -911,17 +883,14 @@ def expand_files(spec: SourceSpec, root: Path) -> list[str]:
     return paths
 
 
-def origin_lines(
-    paths: list[str], manifest: dict[str, tuple[str, str, str]]
-) -> list[str]:
+def origin_lines(paths: list[str], manifest: dict[str, tuple[str, str, str]]) -> list[str]:
     """Render origins grouped by repo@commit so that long file lists stay readable."""
     grouped: dict[str, list[str]] = {}
     for local in paths:
         repo, commit, origin = manifest[local]
         grouped.setdefault(f"{repo}@{commit}", []).append(origin)
     return [
-        f"  - `{key}`: " + ", ".join(f"`{p}`" for p in origins)
-        for key, origins in grouped.items()
+        f"  - `{key}`: " + ", ".join(f"`{p}`" for p in origins) for key, origins in grouped.items()
     ]
 
 
@@ -953,9 +922,7 @@ def render_sources_md(
         "Labelled rows (Jigsaw, Davidson, HPLT) are only partly included. A row is in the samples when",
         "`is_sample_row(id)` in the build script is true:",
         "",
-        "    u = int.from_bytes(sha256(f'"
-        + SEED
-        + ":{id}'.encode()).digest()[:8], 'big') / 2**64",
+        "    u = int.from_bytes(sha256(f'" + SEED + ":{id}'.encode()).digest()[:8], 'big') / 2**64",
         "    in_sample = u < FRACTION[prefix of id before the first '-']",
         "",
         "with fractions "
@@ -977,9 +944,7 @@ def render_sources_md(
         for doc in docs:
             counts[doc.source] = counts.get(doc.source, 0) + 1
         out.append(
-            f"| `{name}` | {len(docs)} | "
-            + ", ".join(f"{k} {v}" for k, v in counts.items())
-            + " |"
+            f"| `{name}` | {len(docs)} | " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " |"
         )
     total = sum(len(d) for d in files.values())
     out += [f"| **total** | **{total}** | |", "", "## Sources", ""]

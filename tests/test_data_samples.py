@@ -136,7 +136,7 @@ def test_crawl_date_and_dump_cases(samples: pa.Table) -> None:
     for dump in samples["dump"].drop_null().to_pylist():
         assert re.fullmatch(r"CC-MAIN-\d{4}-\d{2}", dump)
     years = pc.year(samples["crawl_date"].drop_null())
-    assert 2010 <= pc.min(years).as_py() and pc.max(years).as_py() <= 2030
+    assert pc.min(years).as_py() >= 2010 and pc.max(years).as_py() <= 2030
 
 
 def test_labelled_rows_follow_held_out_rule(samples: pa.Table, builder: ModuleType) -> None:

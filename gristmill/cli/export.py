@@ -14,6 +14,7 @@ from rich.console import Console
 
 from gristmill.errors import GristmillError
 from gristmill.export import ExportOptions, export_corpus
+from gristmill.export.pack import PACK_MODES, PackMode
 
 EXIT_CONFIG = 2
 
@@ -29,6 +30,13 @@ def export(
     seq_len: Annotated[
         Optional[int], typer.Option(min=2, help="pack to this length (default: no packing)")
     ] = None,
+    pack_mode: Annotated[
+        str,
+        typer.Option(
+            help="split: documents that overflow a row continue in the next (no token lost); "
+            "truncate: every row starts at a document start, overflow dropped"
+        ),
+    ] = "split",
     phase: Annotated[
         str, typer.Option(help="all | conditioning | cooldown (MeCo trains them in turn)")
     ] = "all",
@@ -40,12 +48,19 @@ def export(
             f"[red]error:[/red] --phase must be all, conditioning or cooldown, not {phase!r}"
         )
         raise typer.Exit(EXIT_CONFIG)
+    if pack_mode not in PACK_MODES:
+        console.print(
+            f"[red]error:[/red] --pack-mode must be {' or '.join(PACK_MODES)}, not {pack_mode!r}"
+        )
+        raise typer.Exit(EXIT_CONFIG)
     chosen: Literal["all", "conditioning", "cooldown"] = phase  # type: ignore[assignment]
+    mode: PackMode = pack_mode  # type: ignore[assignment]
     options = ExportOptions(
         tokenizer=tokenizer,
         bos_token=bos_token,
         eos_token=eos_token,
         seq_len=seq_len,
+        pack_mode=mode,
         phase=chosen,
     )
     try:
@@ -55,7 +70,8 @@ def export(
         raise typer.Exit(EXIT_CONFIG) from None
     console.print(
         f"{summary.output}: {summary.documents} documents → {summary.sequences} sequences, "
-        f"{summary.tokens} tokens ({summary.tokens_discarded} discarded by packing)",
+        f"{summary.tokens} of {summary.tokens_in} tokens written "
+        f"({summary.tokens_dropped} dropped by packing)",
         highlight=False,
     )
 

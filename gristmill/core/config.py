@@ -60,15 +60,22 @@ class InputConfig(_Section):
         return "jsonl" if any(s in first for s in JSONL_SUFFIXES) else "parquet"
 
     def build(self) -> Reader:
-        common = {
-            "columns": self.columns,
-            "batch_size": self.batch_size,
-            "id_column": self.id_column,
-            "text_column": self.text_column,
-        }
         if self.resolved_format() == "jsonl":
-            return JsonlReader(self.paths, **common)
-        return ParquetReader(self.paths, task_size_mb=self.task_size_mb, **common)
+            return JsonlReader(
+                self.paths,
+                columns=self.columns,
+                batch_size=self.batch_size,
+                id_column=self.id_column,
+                text_column=self.text_column,
+            )
+        return ParquetReader(
+            self.paths,
+            columns=self.columns,
+            batch_size=self.batch_size,
+            task_size_mb=self.task_size_mb,
+            id_column=self.id_column,
+            text_column=self.text_column,
+        )
 
 
 class OutputConfig(_Section):

@@ -8,7 +8,7 @@ drop nothing) and hands the dropped rows to the rejects writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,7 +35,7 @@ class Verdict:
 class Filter(Stage):
     """Base class of every filter. Implement ``keep`` or, for per-row reasons, ``judge``."""
 
-    Params = FilterParams
+    Params: ClassVar[type[StageParams]] = FilterParams
     params: FilterParams
 
     @property

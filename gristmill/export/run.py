@@ -1,7 +1,10 @@
 """``export_corpus``: a curated output directory → training sequences with a loss mask.
 
 Streams batch by batch (a corpus never has to fit in memory), writing Parquet with one row per
-document (or per packed row) and the memory-mapped token files beside it (see ``writer``).
+document (or per packed row, see ``pack`` for the split and truncate modes) and the
+memory-mapped token files beside it (see ``writer``). ``meta.json`` accounts for every token:
+``tokens_in == tokens_written + tokens_dropped``, with nothing dropped unless truncation was
+asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import pyarrow.parquet as pq
 
 from gristmill.core import columns
 from gristmill.errors import ConfigError
-from gristmill.export.pack import PackedRow, Packer
+from gristmill.export.pack import PACK_MODES, PackedRow, Packer, PackMode
 from gristmill.export.sequences import (
     BOS_CANDIDATES,
     EOS_CANDIDATES,
@@ -48,6 +51,9 @@ PACKED_SCHEMA = pa.schema(
         pa.field("loss_mask", pa.list_(pa.uint8())),
         pa.field("indices", pa.list_(pa.list_(pa.int32(), 2))),
         pa.field("doc_ids", pa.list_(pa.string())),
+        # Offset in its document of each span's first token: > 0 continues a document cut at
+        # the end of the previous row (split mode), for position ids and reassembly.
+        pa.field("doc_starts", pa.list_(pa.int32())),
         pa.field("length", pa.int32()),
     ]
 )
@@ -59,17 +65,21 @@ class ExportOptions:
     bos_token: str | None = None
     eos_token: str | None = None
     seq_len: int | None = None
+    pack_mode: PackMode = "split"
     phase: Literal["all", "conditioning", "cooldown"] = "all"
     batch_size: int = 1024
 
 
 @dataclass
 class ExportSummary:
+    """Counts of an export; ``tokens`` were written, ``tokens_dropped`` lost to truncation."""
+
     documents: int
     sequences: int
     tokens: int
-    tokens_discarded: int
+    tokens_dropped: int
     output: Path
+    tokens_in: int
 
 
 def curated_files(paths: list[str]) -> list[str]:
@@ -110,16 +120,30 @@ def _packed_rows(rows: list[PackedRow]) -> pa.Table:
             "loss_mask": [r.mask for r in rows],
             "indices": [[list(span) for span in r.spans] for r in rows],
             "doc_ids": [r.doc_ids for r in rows],
+            "doc_starts": [r.doc_starts for r in rows],
             "length": [len(r.ids) for r in rows],
         },
         schema=PACKED_SCHEMA,
     )
 
 
+def _write_rows(rows: list[PackedRow], tokens: TokenFileWriter, parquet: pq.ParquetWriter) -> int:
+    """Write packed rows to both outputs, in the same order; the last row's length (0: none)."""
+    for row in rows:
+        tokens.write(row.ids, row.mask)
+    if rows:
+        parquet.write_table(_packed_rows(rows))
+    return len(rows[-1].ids) if rows else 0
+
+
 def export_corpus(inputs: list[str], output: str | Path, options: ExportOptions) -> ExportSummary:
     """Tokenise every document of ``inputs`` into ``output`` (Parquet + token files)."""
     if options.seq_len is not None and options.seq_len < 2:
         raise ConfigError("seq_len must be at least 2 (BOS and EOS)")
+    if options.pack_mode not in PACK_MODES:
+        raise ConfigError(
+            f"pack_mode must be one of {', '.join(PACK_MODES)}, not {options.pack_mode!r}"
+        )
     tokenizer_file = Path(options.tokenizer) if options.tokenizer else default_tokenizer_path()
     if tokenizer_file.is_dir():
         tokenizer_file = tokenizer_file / "tokenizer.json"
@@ -141,9 +165,9 @@ def export_corpus(inputs: list[str], output: str | Path, options: ExportOptions)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     reader = ParquetReader(curated_files(inputs), batch_size=options.batch_size)
-    packer = Packer(options.seq_len) if options.seq_len else None
+    packer = Packer(options.seq_len, options.pack_mode) if options.seq_len else None
     schema = PACKED_SCHEMA if packer else DOCUMENT_SCHEMA
-    documents = 0
+    documents = tokens_in = last_length = 0
     with (
         TokenFileWriter(out, tokenizer.get_vocab_size(with_added_tokens=True)) as tokens,
         pq.ParquetWriter(out / PARQUET_FILE, schema, compression="zstd") as parquet,
@@ -163,23 +187,22 @@ def export_corpus(inputs: list[str], output: str | Path, options: ExportOptions)
                     eos_id=eos_id,
                 )
                 documents += len(sequences)
+                tokens_in += sum(len(s.ids) for s in sequences)
                 if packer is None:
                     for sequence in sequences:
                         tokens.write(sequence.ids, sequence.mask)
+                        last_length = len(sequence.ids)
                     parquet.write_table(_document_rows(sequences, _column(table, PHASE)))
                     continue
                 rows = [row for s in sequences for row in packer.add(s)]
-                for row in rows:
-                    tokens.write(row.ids, row.mask)
-                if rows:
-                    parquet.write_table(_packed_rows(rows))
+                last_length = _write_rows(rows, tokens, parquet) or last_length
         if packer is not None:
-            rows = list(packer.flush())
-            for row in rows:
-                tokens.write(row.ids, row.mask)
-            if rows:
-                parquet.write_table(_packed_rows(rows))
-        discarded = packer.discarded if packer else 0
+            last_length = _write_rows(list(packer.flush()), tokens, parquet) or last_length
+        dropped = packer.dropped if packer else 0
+        if tokens_in != tokens.tokens + dropped:  # the accounting meta.json promises
+            raise RuntimeError(
+                f"export lost tokens: {tokens_in} in, {tokens.tokens} written, {dropped} dropped"
+            )
         tokens.close(
             {
                 "format": "gristmill-tokens-v1",
@@ -189,11 +212,17 @@ def export_corpus(inputs: list[str], output: str | Path, options: ExportOptions)
                 "documents": documents,
                 "packed": packer is not None,
                 "seq_len": options.seq_len,
+                "pack_mode": options.pack_mode if packer else None,
+                # The last packed row is kept short rather than padded: no pad id, no loss.
+                "padded": False,
+                "last_row_length": last_length if packer else None,
                 "phase": options.phase,
-                "tokens_discarded": discarded,
+                "tokens_in": tokens_in,
+                "tokens_written": tokens.tokens,
+                "tokens_dropped": dropped,
                 "tokenizer": str(tokenizer_file),
                 "sequence": "[BOS] + tok(meco_prefix) + tok(text) + [EOS]",
                 "loss_mask": "0 on BOS and prefix tokens, 1 on text tokens and EOS",
             }
         )
-    return ExportSummary(documents, tokens.sequences, tokens.tokens, discarded, out)
+    return ExportSummary(documents, tokens.sequences, tokens.tokens, dropped, out, tokens_in)

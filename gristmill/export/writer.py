@@ -5,12 +5,15 @@ OUT/tokens.bin      every sequence's token ids back to back, little-endian uint1
                     vocabulary fits in 16 bits, else uint32 (meta.json says which)
 OUT/loss_mask.bin   one uint8 per token: 0 = no loss (BOS, metadata prefix), 1 = loss
 OUT/index.npy       int64 offsets, one more than sequences: sequence i is
-                    tokens[index[i]:index[i+1]]
-OUT/meta.json       dtype, vocabulary size, BOS/EOS ids, counts, packing, tokenizer
+                    tokens[index[i]:index[i+1]]; packed rows are all seq_len long but the
+                    last, which is kept short rather than padded (meta last_row_length)
+OUT/meta.json       dtype, vocabulary size, BOS/EOS ids, packing (seq_len, pack_mode),
+                    token accounting (tokens_in = tokens_written + tokens_dropped), tokenizer
 ```
 
 ``np.memmap("tokens.bin", dtype=meta["dtype"], mode="r")`` reads the tokens without loading
-them; ``index.npy`` gives document (or packed row) boundaries.
+them; ``index.npy`` gives document (or packed row) boundaries. Document boundaries inside
+packed rows live in the Parquet file's ``indices`` / ``doc_ids`` / ``doc_starts`` columns.
 """
 
 from __future__ import annotations

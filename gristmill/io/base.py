@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -48,10 +48,32 @@ class ShardTask:
 
 
 class Reader(ABC):
-    """Plans shard tasks over its inputs and streams each task as Arrow tables."""
+    """Plans shard tasks over its inputs and streams each task as Arrow tables.
 
-    #: Documents per batch handed to the stages.
-    batch_size: int
+    ``columns`` restricts what is read (id and text always come along); ``id_column`` and
+    ``text_column`` name the user's columns that become ``id`` and ``text``.
+    """
+
+    def __init__(
+        self,
+        paths: str | Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        batch_size: int = 2048,
+        id_column: str = columns.ID,
+        text_column: str = columns.TEXT,
+    ) -> None:
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.columns = list(columns) if columns is not None else None
+        self.batch_size = batch_size
+        self.id_column = id_column
+        self.text_column = text_column
+
+    def wanted_columns(self) -> set[str] | None:
+        """The input columns to read, or None for all of them."""
+        if self.columns is None:
+            return None
+        return {self.id_column, self.text_column, *self.columns}
 
     @abstractmethod
     def plan(self) -> list[ShardTask]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import IO, Any
 
 import pyarrow as pa
@@ -38,21 +38,6 @@ def _open_text(url: str) -> IO[str]:
 
 class JsonlReader(Reader):
     """Reads JSON Lines files; one task per file (compressed streams cannot be split)."""
-
-    def __init__(
-        self,
-        paths: str | Sequence[str],
-        *,
-        columns: Sequence[str] | None = None,
-        batch_size: int = 2048,
-        id_column: str = columns.ID,
-        text_column: str = columns.TEXT,
-    ) -> None:
-        self.paths = [paths] if isinstance(paths, str) else list(paths)
-        self.columns = list(columns) if columns is not None else None
-        self.batch_size = batch_size
-        self.id_column = id_column
-        self.text_column = text_column
 
     def plan(self) -> list[ShardTask]:
         return [ShardTask(f.url, f.relative) for f in expand_inputs(self.paths, JSONL_SUFFIXES)]
@@ -97,8 +82,8 @@ class JsonlReader(Reader):
             raise InputError(url, f"line {line_number}: invalid JSON ({error.msg})") from None
         if not isinstance(row, dict):
             raise InputError(url, f"line {line_number}: a JSON object was expected")
-        if self.columns is not None:
-            wanted = {self.id_column, self.text_column, *self.columns}
+        wanted = self.wanted_columns()
+        if wanted is not None:
             row = {k: v for k, v in row.items() if k in wanted}
         return row
 

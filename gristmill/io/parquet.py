@@ -48,12 +48,14 @@ class ParquetReader(Reader):
         id_column: str = columns.ID,
         text_column: str = columns.TEXT,
     ) -> None:
-        self.paths = [paths] if isinstance(paths, str) else list(paths)
-        self.columns = list(columns) if columns is not None else None
-        self.batch_size = batch_size
+        super().__init__(
+            paths,
+            columns=columns,
+            batch_size=batch_size,
+            id_column=id_column,
+            text_column=text_column,
+        )
         self.task_size_mb = task_size_mb
-        self.id_column = id_column
-        self.text_column = text_column
 
     # -- planning ------------------------------------------------------------------------
     def plan(self) -> list[ShardTask]:
@@ -86,9 +88,9 @@ class ParquetReader(Reader):
 
     # -- reading -------------------------------------------------------------------------
     def _projection(self, file_schema: pa.Schema) -> list[str] | None:
-        if self.columns is None:
+        wanted = self.wanted_columns()
+        if wanted is None:
             return None
-        wanted = {self.id_column, self.text_column, *self.columns}
         return [name for name in file_schema.names if name in wanted]
 
     def _normalise(self, table: pa.Table, task: ShardTask, first_row: int) -> pa.Table:

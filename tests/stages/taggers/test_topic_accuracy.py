@@ -11,14 +11,18 @@ MT-Bench are used to evaluate only, and are not in data_samples.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections import Counter, defaultdict
+from fnmatch import fnmatch
+from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+import gristmill
 from gristmill.errors import ConfigError
-from gristmill.stages.taggers.topic import TopicTagger, clean_phrase, load_topics
+from gristmill.stages.taggers.topic import DEFAULT_TOPICS, TopicTagger, clean_phrase, load_topics
 
 ACCURACY_FLOOR = 0.70
 
@@ -117,6 +121,25 @@ def test_topic_files_are_checked(tmp_path: Path) -> None:
         load_topics(bad)
     with pytest.raises(ConfigError, match="generator"):
         TopicTagger(mode="generate")
+
+
+def test_default_topics_ship_with_the_package() -> None:
+    """The default list is package data found by importlib.resources, not a path into the repo,
+    so a wheel or non-editable install has it; the root templates/ keeps no copy to drift."""
+    packaged = resources.files("gristmill.templates").joinpath("topics.yaml")
+    assert packaged.is_file() and packaged == DEFAULT_TOPICS
+    package_dir = Path(gristmill.__file__).resolve().parent
+    assert Path(str(DEFAULT_TOPICS)).resolve() == package_dir / "templates" / "topics.yaml"
+    assert load_topics() == load_topics(package_dir / "templates" / "topics.yaml")
+    root = package_dir.parent
+    assert not (root / "templates" / "topics.yaml").exists()
+    assert "gristmill/templates" in (root / "templates" / "README.md").read_text("utf-8")
+    config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
+    package_data = config["tool"]["setuptools"].get("package-data", {})
+    patterns = package_data.get("gristmill.templates", []) + package_data.get("*", [])
+    assert any(fnmatch("topics.yaml", pattern) for pattern in patterns), (
+        "pyproject.toml must list gristmill.templates *.yaml as package data"
+    )
 
 
 def test_generated_phrases_are_cleaned() -> None:

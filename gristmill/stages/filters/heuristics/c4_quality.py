@@ -13,10 +13,14 @@ from typing import ClassVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
+from gristmill.core import columns
 from gristmill.core.filter import FilterParams
 from gristmill.core.registry import register_stage
+from gristmill.core.stage import StageResult
 from gristmill.stages.filters.heuristics.base import HeuristicFilter, HeuristicParams
 from gristmill.stages.filters.heuristics.text import (
     PY_WHITESPACE,
@@ -58,6 +62,11 @@ class C4QualityParams(HeuristicParams):
     filter_javascript: bool = Field(True, description="drop lines mentioning javascript")
     filter_curly_bracket: bool = Field(True, description="drop documents with a '{'")
     filter_policy: bool = Field(True, description="drop lines with cookie/terms phrases")
+    remove_lines: bool = Field(
+        True,
+        description="keep only the good lines in the text of kept documents, as C4 (and "
+        "datatrove) do; False only decides (annotate mode never edits)",
+    )
 
 
 @register_stage
@@ -65,6 +74,9 @@ class C4Quality(HeuristicFilter):
     """Drops pages with lorem ipsum, code braces, or too few sentences in their good lines."""
 
     name = "c4_quality"
+    #: The text of the batch being judged, rewritten to its kept lines (one batch at a time).
+    _rewritten: pa.Array | None = None
+    _last_reasons: Sequence[str | None] = ()
     Params: ClassVar[type[FilterParams]] = C4QualityParams
     params: C4QualityParams
 
@@ -105,9 +117,38 @@ class C4Quality(HeuristicFilter):
             kept=pl.col("survives") & ~lorem & ~javascript & ~curly & ~policy,
         )
 
+    def run_batch(self, batch: pa.Table) -> StageResult:
+        self._rewritten = None
+        result = super().run_batch(batch)
+        rewritten, self._rewritten = self._rewritten, None
+        if rewritten is None or self.params.mode == "annotate" or not result.table.num_rows:
+            return result
+        kept_rows = pc.is_null(pa.array(self._last_reasons, pa.string()))
+        text = result.table.column_names.index(columns.TEXT)
+        table = result.table.set_column(text, columns.TEXT, rewritten.filter(kept_rows))
+        return StageResult(table, result.rejected, result.reasons)
+
+    def _kept_text(self, lines: pl.DataFrame, rows: int) -> pa.Array:
+        """Per document, its kept lines joined by line breaks and stripped ("" if none)."""
+        joined = (
+            lines.filter(pl.col("kept"))
+            .group_by("doc", maintain_order=True)
+            .agg(pl.col("cleaned").str.join("\n").str.strip_chars(PY_WHITESPACE))
+        )
+        text = np.full(rows, "", dtype=object)
+        text[joined["doc"].to_numpy()] = joined["cleaned"].to_numpy()
+        return pa.array(text, pa.string())
+
     def decide(self, texts: pl.DataFrame) -> Sequence[str | None]:
+        reasons = self._decide(texts)
+        self._last_reasons = reasons
+        return reasons
+
+    def _decide(self, texts: pl.DataFrame) -> list[str | None]:
         p = self.params
         lines = self._lines(texts)
+        if p.remove_lines:
+            self._rewritten = self._kept_text(lines, texts.height)
         reasons = np.full(texts.height, None, dtype=object)
         # The first line (in order) that drops the whole page names the reason.
         page = lines.filter(pl.col("lorem") | pl.col("curly")).group_by("doc").first()

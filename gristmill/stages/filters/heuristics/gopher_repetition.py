@@ -49,8 +49,11 @@ class GopherRepetitionParams(HeuristicParams):
     )
 
 
-def greedy_duplicate_chars(tokens: Sequence[str], n: int) -> int:
-    """Characters of repeated n-grams, counted left to right, skipping past each repeat."""
+def greedy_duplicate_chars(tokens: Sequence[str], n: int, stop: float = float("inf")) -> int:
+    """Characters of repeated n-grams, counted left to right, skipping past each repeat.
+
+    Counting stops once it passes ``stop``: the rule only asks whether it does.
+    """
     seen: set[str] = set()
     repeated = index = 0
     last = len(tokens) - n + 1
@@ -58,6 +61,8 @@ def greedy_duplicate_chars(tokens: Sequence[str], n: int) -> int:
         gram = "".join(tokens[index : index + n])
         if gram in seen:
             repeated += len(gram)
+            if repeated > stop:
+                break
             index += n
         else:
             seen.add(gram)
@@ -78,6 +83,8 @@ _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 #: Hash buckets of the n-gram count bound (1M): a bucket shared by a few n-grams only
 #: loosens the bound by their few characters.
 _BUCKET_BITS = 20
+#: Hash buckets of the repeated n-gram pre-filter (4M): most n-grams sit alone in theirs.
+_REPEAT_BUCKET_BITS = 22
 
 
 class Tokens:
@@ -167,8 +174,12 @@ class Tokens:
         out = np.zeros(len(self.sizes))
         if not len(starts):
             return out
+        # An n-gram seen before shares its hash bucket with that earlier one: only n-grams in
+        # a bucket of two or more need the exact (and slower) first-seen test.
+        bucket = (key >> np.uint64(64 - _REPEAT_BUCKET_BITS)).astype(np.int64)
+        crowded = np.bincount(bucket, minlength=1 << _REPEAT_BUCKET_BITS)[bucket] > 1
         repeat = np.zeros(len(self.doc), dtype=np.int64)
-        repeat[starts] = ~pl.Series(key).is_first_distinct().to_numpy()
+        repeat[starts[crowded]] = ~pl.Series(key[crowded]).is_first_distinct().to_numpy()
         running = np.concatenate(([0], np.cumsum(repeat)))
         index = np.arange(len(self.doc))
         covered = running[index + 1] - running[np.maximum(index + 1 - n, 0)] > 0
@@ -253,11 +264,19 @@ class GopherRepetition(HeuristicFilter):
             return out
         local = np.flatnonzero(suspect)
         few = Tokens(tokens.lists.gather(local))
-        for n, share in p.dup_n_grams:
-            over = np.flatnonzero(ratio(few.repeat_bound(n), lengths[local]) > share)
-            for position in over.tolist():
-                repeated = greedy_duplicate_chars(few.document(position), n)
+        over = np.stack(
+            [ratio(few.repeat_bound(n), lengths[local]) > share for n, share in p.dup_n_grams]
+        )
+        for position in np.flatnonzero(over.any(axis=0)).tolist():
+            document = few.document(position)
+            limit = lengths[local[position]]
+            for rule, (n, share) in enumerate(p.dup_n_grams):
+                if not over[rule, position]:
+                    continue
+                repeated = greedy_duplicate_chars(document, n, stop=share * limit)
                 out[f"dup_{n}"][rows[local[position]]] = repeated
+                if repeated > share * limit:
+                    break  # the first failing n names the reason; the rest cannot matter
         return out
 
     def _rules(

@@ -132,3 +132,64 @@ def test_greedy_duplicates_skip_past_each_repeat():
     # "abc" first at 0, then repeats at 3 and 6: two counted repeats of 3 characters.
     assert greedy_duplicate_chars(tokens, 3) == 6
     assert greedy_duplicate_chars(tokens, 5) == 5
+
+
+def test_yaml_pipeline_builds_the_four_filters_with_datatroves_defaults():
+    from gristmill.core.config import parse_pipeline
+
+    config = parse_pipeline(
+        """
+input:
+  paths: [data_samples/*.parquet]
+output:
+  path: output/heuristics
+stages:
+  - gopher_repetition: {}
+  - gopher_quality: {min_doc_words: 50}
+  - c4_quality: {filter_no_terminal_punct: false}
+  - fineweb_quality: {}
+"""
+    )
+    stages = config.build_stages()
+    names = [stage.name for stage in stages]
+    assert names == ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+    assert stages[2].params.filter_no_terminal_punct is False  # type: ignore[attr-defined]
+
+
+def test_words_reused_from_the_previous_batch_are_the_words_of_the_subset():
+    import polars as pl
+
+    from gristmill.stages.filters.heuristics.text import batch_words
+
+    texts = pl.Series("text", sample_table().column("text").to_pylist()[:300]).fill_null("")
+    batch_words(texts)
+    subset = texts.gather(list(range(299, 0, -7)))
+    again = batch_words(subset)
+    fresh = pl.DataFrame({"text": subset}).select(words(pl.col("text")))["text"]
+    assert again.to_list() == fresh.to_list()
+
+
+def test_c4_keeps_only_the_good_lines_as_datatrove_does():
+    from datatrove.data import Document
+
+    table = sample_table().slice(0, 250)
+    ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
+    out = C4Quality().run_batch(table)
+    out_ids, out_texts = out.table.column("id").to_pylist(), out.table.column("text").to_pylist()
+    ours = dict(zip(out_ids, out_texts, strict=True))
+    reference = C4QualityFilter()
+    edited = {}
+    for doc_id, text in zip(ids, texts, strict=True):
+        document = Document(text=text or "", id=doc_id)
+        if reference.filter(document) is True:
+            edited[doc_id] = document.text
+    assert ours == edited
+    original = dict(zip(ids, texts, strict=True))
+    assert any(ours[i] != original[i] for i in ours), "some kept page should lose lines"
+    # Rejected rows keep their text; annotate mode edits nothing.
+    assert out.rejected is not None
+    for doc_id, text in zip(
+        out.rejected.column("id").to_pylist(), out.rejected.column("text").to_pylist(), strict=True
+    ):
+        assert text == original[doc_id]
+    assert C4Quality(mode="annotate").process(table).column("text").equals(table.column("text"))
