@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -72,7 +73,9 @@ def rejects_of(output: Path) -> pa.Table | None:
     files = sorted((output / "_rejects").rglob("*.parquet"))
     if not files:
         return None
-    return pa.concat_tables(pq.read_table(f) for f in files).sort_by("id")
+    tables = [pq.read_table(f) for f in files]
+    # Rejects of an earlier segment (before a whole-run barrier) lack the later columns.
+    return pa.concat_tables(tables, promote_options="default").sort_by("id")
 
 
 def leftovers(output: Path) -> list[Path]:
@@ -102,19 +105,37 @@ def shared_client():
         yield client
 
 
-def assert_same_output(output: Path, expected: Path, *, stage_labels: bool = True) -> None:
+def assert_same_values(written: pa.Table, wanted: pa.Table, float_tolerance: float) -> None:
+    """Equal tables; floating-point columns may differ by ``float_tolerance`` (relative)."""
+    assert written.schema == wanted.schema
+    for name in wanted.column_names:
+        if float_tolerance and pa.types.is_floating(wanted.schema.field(name).type):
+            got = np.array(written.column(name).to_pylist(), dtype=float)
+            want = np.array(wanted.column(name).to_pylist(), dtype=float)
+            assert np.allclose(got, want, rtol=float_tolerance, equal_nan=True), name
+        else:
+            assert written.column(name).equals(wanted.column(name)), name
+
+
+def assert_same_output(
+    output: Path, expected: Path, *, stage_labels: bool = True, float_tolerance: float = 0.0
+) -> None:
     """Same kept rows and values, same rejected rows and reasons; ``stage_labels=False`` when
-    an extra stage in front shifts the stage positions that ``drop_stage`` records."""
+    an extra stage in front shifts the stage positions that ``drop_stage`` records.
+
+    ``float_tolerance`` is for runs with another batch size: the MiniLM topic scores of a
+    document change in their last bits with the padding of the batch it is embedded in.
+    """
     written, wanted = read_output(output), read_output(expected)
     assert written.column("id").to_pylist() == wanted.column("id").to_pylist()
-    assert written.equals(wanted)
+    assert_same_values(written, wanted, float_tolerance)
     rejects, wanted_rejects = rejects_of(output), rejects_of(expected)
     assert (rejects is None) == (wanted_rejects is None)
     if rejects is not None and wanted_rejects is not None:
         if not stage_labels:
             rejects = rejects.drop_columns(["drop_stage"])
             wanted_rejects = wanted_rejects.drop_columns(["drop_stage"])
-        assert rejects.equals(wanted_rejects)
+        assert_same_values(rejects, wanted_rejects, float_tolerance)
 
 
 def test_default_pipeline_on_two_workers_equals_local(
@@ -152,7 +173,7 @@ def test_worker_killed_mid_run_is_retried_and_output_equals_local(
     partial = sentinel.read_text().split()
     assert any(Path(p).name.endswith("-web-c4-0000.parquet") for p in partial), partial
     assert report.ok, report.failures
-    assert_same_output(output, local_output)
+    assert_same_output(output, local_output, float_tolerance=1e-6)
     assert leftovers(output) == []
     assert len(list((output / "_run" / "markers").rglob("*.json"))) == report.tasks_total
 

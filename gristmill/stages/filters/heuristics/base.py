@@ -18,6 +18,7 @@ from pydantic import Field
 
 from gristmill.core import columns
 from gristmill.core.filter import Filter, FilterParams, Verdict
+from gristmill.errors import ConfigError
 from gristmill.stages.filters.heuristics.text import spacy_available
 
 
@@ -38,8 +39,11 @@ class HeuristicFilter(Filter):
     requires = (columns.ID, columns.TEXT)
 
     def setup(self) -> None:
-        if self.params.exact_margin > 0:
-            spacy_available()
+        if self.params.exact_margin > 0 and not spacy_available():
+            raise ConfigError(
+                f"stage {self.name!r}, parameter 'exact_margin': the exact re-check needs "
+                "spaCy (pip install spacy), or set exact_margin: 0"
+            )
 
     def texts(self, batch: pa.Table) -> pl.DataFrame:
         """The batch's texts as a one-column frame, a null text read as ``""``."""

@@ -9,7 +9,7 @@ on the kept lines of documents with fewer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import polars as pl
@@ -48,8 +48,8 @@ class C4QualityParams(HeuristicParams):
         description="count sentences with spaCy itself where our count is within this "
         "relative distance of min_num_sentences (0: never; 0.2 re-counts totals of 4 to 6)",
     )
-    split_paragraph: bool = Field(
-        True, description="judge lines (C4); False is not supported here (sentence units)"
+    split_paragraph: Literal[True] = Field(
+        True, description="judge lines, as C4 does (datatrove's sentence mode is not offered)"
     )
     remove_citations: bool = Field(True, description="drop wiki citations like [1] from lines")
     filter_no_terminal_punct: bool = Field(

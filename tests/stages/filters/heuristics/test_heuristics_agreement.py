@@ -137,3 +137,18 @@ def test_agrees_with_datatrove_on_every_sample(name: str, everything: pa.Table, 
         text = texts[doc_id]
         ours = pl.DataFrame({"t": [text]}).select(words(pl.col("t")))["t"][0].to_list()
         assert ours != exact_words(text), doc_id
+
+
+def test_exact_margin_settles_the_documents_at_a_threshold(everything: pa.Table):
+    """With ``exact_margin``, documents this close to a threshold are re-split by spaCy."""
+    import pyarrow.compute as pc
+
+    ids = list(EXPLAINED["gopher_quality"])
+    rows = everything.filter(pc.is_in(everything.column("id"), pa.array(ids)))
+    expected = DatatroveStep(GopherQualityFilter()).judge(rows).keep.to_pylist()
+    fast = GopherQuality()
+    exact = GopherQuality(exact_margin=0.01)
+    exact.setup()
+    assert fast.judge(rows).keep.to_pylist() != expected
+    assert exact.judge(rows).keep.to_pylist() == expected
+    assert exact.stats.counters["exact_rechecks"] == len(ids)
