@@ -145,7 +145,11 @@ def _mount_subcommands() -> None:
 
 
 #: Modules that add top-level commands through ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ("gristmill.cli.export", "gristmill.cli.meco")
+COMMAND_MODULES: tuple[str, ...] = (
+    "gristmill.cli.export",
+    "gristmill.cli.meco",
+    "gristmill.cli.train_classifier",
+)
 
 _mount_subcommands()
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gristmill.core.registry import available_stages, get_stage_class
@@ -28,7 +29,12 @@ def _default(field: FieldInfo) -> str:
 def stage_table(cls: type[Stage]) -> Table:
     table = Table("parameter", "type", "default", "description", title=f"[bold]{cls.name}")
     for name, field in cls.Params.model_fields.items():
-        table.add_row(name, _type_name(field.annotation), _default(field), field.description or "")
+        table.add_row(
+            name,
+            escape(_type_name(field.annotation)),
+            escape(_default(field)),
+            escape(field.description or ""),
+        )
     return table
 
 
@@ -41,10 +47,10 @@ def print_stages(name: str | None, console: Console) -> None:
         overview = Table("stage", "what it does", "reads", title="gristmill stages")
         for stage_name, cls in available_stages().items():
             requires = cls.requires if isinstance(cls.requires, tuple) else ("(depends on params)",)
-            overview.add_row(stage_name, first_paragraph(cls), ", ".join(requires))
+            overview.add_row(stage_name, escape(first_paragraph(cls)), ", ".join(requires))
         console.print(overview)
         console.print("`gristmill stages NAME` shows a stage's parameters.")
         return
     cls = get_stage_class(name)
-    console.print(inspect.getdoc(cls) or "")
+    console.print(escape(inspect.getdoc(cls) or ""))
     console.print(stage_table(cls))

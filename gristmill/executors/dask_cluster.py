@@ -35,8 +35,29 @@ def _scheduler_settings() -> AbstractContextManager[Any]:
         {
             "distributed.scheduler.allowed-failures": 0,
             "distributed.scheduler.worker-saturation": 1.0,
+            **WORKER_MEMORY_SETTINGS,
         }
     )
+
+
+#: Our tasks keep no data in Dask's memory (results are a few numbers): what fills a worker
+#: is models and the batch in flight. Pausing or spilling then frees nothing and only hangs
+#: the run, so workers run on until the nanny's terminate threshold, and a task that really
+#: needs more memory than a worker has fails after its retries, with a message.
+WORKER_MEMORY_SETTINGS: dict[str, Any] = {
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+    "distributed.worker.memory.pause": False,
+}
+
+
+def _environment_exports(settings: dict[str, Any]) -> list[str]:
+    """``export DASK_...`` lines that give Slurm-launched workers the same settings."""
+    lines = []
+    for key, value in settings.items():
+        name = "DASK_" + key.upper().replace(".", "__").replace("-", "_")
+        lines.append(f"export {name}={value}")
+    return lines
 
 
 def local_cluster(config: DaskConfig, workers: int) -> Any:
@@ -75,7 +96,10 @@ def slurm_cluster_kwargs(slurm: SlurmConfig, config: DaskConfig) -> dict[str, An
         "memory": slurm.memory,
         "walltime": slurm.walltime,
         "job_extra_directives": directives,
-        "job_script_prologue": list(slurm.job_script_prologue),
+        "job_script_prologue": [
+            *_environment_exports(WORKER_MEMORY_SETTINGS),
+            *slurm.job_script_prologue,
+        ],
         "worker_extra_args": worker_args,
         # The workers must import the same gristmill and stages as this process.
         "python": sys.executable,

@@ -127,3 +127,19 @@ def test_inspect_names_a_corrupt_file(tmp_path: Path):
     bad.write_bytes(b"nope")
     result = gristmill("inspect", str(bad))
     assert result.returncode == 2 and "bad.parquet" in result.stderr
+
+
+def test_every_command_is_mounted_on_the_main_app():
+    result = gristmill("--help")
+    assert result.returncode == 0
+    for command in (
+        "run",
+        "validate",
+        "stages",
+        "inspect",
+        "export",
+        "mixture",
+        "meco",
+        "train-classifier",
+    ):
+        assert command in result.stdout, command

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -53,6 +55,25 @@ def test_slurm_section_becomes_slurm_cluster_arguments():
     assert kwargs["worker_extra_args"] == ["--resources", "GPU=1"]
     assert gpu_capacity(dask) == 1
     assert kwargs["python"] == sys.executable
+    # Slurm-launched workers never pause on memory (that would hang the run): a subprocess
+    # that reads dask's configuration from the same environment sees the settings.
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in kwargs["job_script_prologue"]
+        if line.startswith("export DASK_")
+    )
+    seen = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import dask; print(dask.config.get('distributed.worker.memory.pause'))",
+        ],
+        env={**os.environ, **exports},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert seen == "False"
 
 
 def test_unknown_key_in_the_slurm_section_names_it():

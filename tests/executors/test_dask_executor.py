@@ -351,7 +351,7 @@ def test_slurm_cluster_runs_default_pipeline_as_slurm_jobs(local_output: Path, t
     output = tmp_path / "out"
     slurm = SlurmConfig(
         cores=2,
-        memory="2GB",
+        memory="8GB",  # two workers, each loading the default pipeline's models
         walltime="00:20:00",
         jobs=1,
         scheduler_host="127.0.0.1",

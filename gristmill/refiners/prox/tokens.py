@@ -49,15 +49,23 @@ class _TokenizersEncoder:
     ) -> list[list[int]]:
         if not texts:
             return []
-        encodings = self._tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)
-        return [list(e.ids) for e in encodings]
+        # The fast variant skips computing character offsets, which prompts never need.
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        encodings = encode(list(texts), add_special_tokens=add_special_tokens)
+        return [e.ids for e in encodings]
 
 
 class _HFEncoder:
-    """Adapter for ``transformers`` tokenizers, whose batch API is ``__call__``."""
+    """Adapter for ``transformers`` tokenizers, whose batch API is ``__call__``.
+
+    A fast tokenizer's batches go straight to its Rust backend, which ``__call__`` would use
+    anyway, without building a ``BatchEncoding`` around the ids.
+    """
 
     def __init__(self, tokenizer: Any) -> None:
         self._tok = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._backend = _TokenizersEncoder(backend) if backend is not None else None
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return _ids(self._tok.encode(text, add_special_tokens=add_special_tokens))
@@ -67,6 +75,8 @@ class _HFEncoder:
     ) -> list[list[int]]:
         if not texts:
             return []
+        if self._backend is not None:
+            return self._backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         out = self._tok(list(texts), add_special_tokens=add_special_tokens)
         return [list(ids) for ids in out["input_ids"]]
 
