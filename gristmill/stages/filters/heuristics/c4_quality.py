@@ -69,6 +69,20 @@ class C4QualityParams(HeuristicParams):
     )
 
 
+def _at_least_words(line: pl.Expr, count: int) -> pl.Expr:
+    """``len(line.split()) >= count`` for a stripped line, without finding every word.
+
+    After the first word each one follows a run of whitespace, so ``count`` words are
+    ``count - 1`` such runs: one search that stops at the first match, where counting every
+    word costs a regex match per word.
+    """
+    if count <= 0:
+        return line.is_not_null()
+    if count == 1:
+        return line != ""
+    return line.str.contains(f"[{WS}]" + f"(?:[^{WS}]+[{WS}]+)" * (count - 2))
+
+
 @register_stage
 class C4Quality(HeuristicFilter):
     """Drops pages with lorem ipsum, code braces, or too few sentences in their good lines."""
@@ -83,39 +97,64 @@ class C4Quality(HeuristicFilter):
     def _lines(self, texts: pl.DataFrame) -> pl.DataFrame:
         """One row per line, with what each rule needs, in document and line order."""
         p = self.params
-        raw = (
+        line = pl.col("line")
+        cleaned = line.str.replace_all(CITATION, "") if p.remove_citations else line
+        frame = (
             texts.select(splitlines(pl.col("text")).alias("line"))
             .with_row_index("doc")
             .explode("line")
             .drop_nulls("line")
-            .with_columns(pl.col("line").str.strip_chars(PY_WHITESPACE))
+            .with_columns(line.str.strip_chars(PY_WHITESPACE))
+            .with_columns(cleaned=cleaned)
         )
-        line = pl.col("line")
-        cleaned = line.str.replace_all(CITATION, "") if p.remove_citations else line
-        lower = pl.col("cleaned").str.to_lowercase()
-        frame = raw.with_columns(cleaned=cleaned, n_words=line.str.count_matches(f"[^{WS}]+"))
-        survives = pl.lit(True)
-        if p.max_word_length != -1:
-            too_long = line.str.count_matches(f"[^{WS}]{{{p.max_word_length + 1}}}") > 0
-            survives = survives & ~too_long
+        survives = self._survives(frame)
+        # The page-level phrases only matter on lines that survive: look only at those.
+        flags = self._line_flags(frame["cleaned"].filter(pl.Series(survives)))
+        columns = {name: np.zeros(frame.height, dtype=bool) for name in flags}
+        for name, values in flags.items():
+            columns[name][survives] = values
+        return frame.select("doc", "cleaned").with_columns(
+            **{name: pl.Series(values) for name, values in columns.items()}
+        )
+
+    def _survives(self, frame: pl.DataFrame) -> np.ndarray:
+        """Lines that pass the word-count, word-length and terminal-punctuation rules."""
+        p = self.params
+        cleaned = pl.col("cleaned")
+        survives = _at_least_words(pl.col("line"), p.min_words_per_line)
         if p.filter_no_terminal_punct:
-            ends = pl.col("cleaned").str.contains(r"[.?!\"']$") & ~pl.col("cleaned").str.ends_with(
-                "..."
-            )
+            ends = cleaned.str.contains(r"[.?!\"']$") & ~cleaned.str.ends_with("...")
             survives = survives & ends
-        survives = survives & (pl.col("n_words") >= p.min_words_per_line)
-        off = pl.lit(False)
-        lorem = lower.str.contains("lorem ipsum", literal=True) if p.filter_lorem_ipsum else off
-        curly = pl.col("cleaned").str.contains("{", literal=True) if p.filter_curly_bracket else off
-        javascript = lower.str.contains("javascript", literal=True) if p.filter_javascript else off
-        policy = lower.str.contains_any(list(POLICY_PHRASES)) if p.filter_policy else off
-        return frame.with_columns(survives=survives).select(
-            "doc",
-            "cleaned",
-            lorem=pl.col("survives") & lorem,
-            curly=pl.col("survives") & ~lorem & ~javascript & curly,
-            kept=pl.col("survives") & ~lorem & ~javascript & ~curly & ~policy,
-        )
+        keep = frame.select(survives.alias("keep"))["keep"].to_numpy().copy()
+        if p.max_word_length != -1:
+            # Only a line longer than the limit can hold a longer word, so the counted
+            # pattern (slow on every line) runs on those alone.
+            line = frame["line"]
+            long = np.flatnonzero(keep & (line.str.len_chars().to_numpy() > p.max_word_length))
+            too_long = line.gather(long).str.contains(f"[^{WS}]{{{p.max_word_length + 1}}}")
+            keep[long[too_long.to_numpy()]] = False
+        return keep
+
+    def _line_flags(self, cleaned: pl.Series) -> dict[str, np.ndarray]:
+        """Of surviving lines: which drop the page (lorem, curly) and which are kept."""
+        p = self.params
+        lower = cleaned.str.to_lowercase()
+        none = np.zeros(len(cleaned), dtype=bool)
+
+        def contains(on: pl.Series, enabled: bool, phrase: str) -> np.ndarray:
+            return on.str.contains(phrase, literal=True).to_numpy() if enabled else none
+
+        lorem = contains(lower, p.filter_lorem_ipsum, "lorem ipsum")
+        javascript = contains(lower, p.filter_javascript, "javascript")
+        curly = contains(cleaned, p.filter_curly_bracket, "{")
+        policy = none
+        if p.filter_policy:
+            policy = lower.str.contains_any(list(POLICY_PHRASES)).to_numpy()
+        return {
+            "lorem": lorem,
+            "curly": ~lorem & ~javascript & curly,
+            "kept": ~lorem & ~javascript & ~curly & ~policy,
+        }
 
     def run_batch(self, batch: pa.Table) -> StageResult:
         self._rewritten = None

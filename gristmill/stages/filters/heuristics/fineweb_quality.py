@@ -25,6 +25,7 @@ from gristmill.stages.filters.heuristics.base import (
 from gristmill.stages.filters.heuristics.text import (
     PY_WHITESPACE,
     TERMINAL_PUNCTUATION,
+    WS,
     batch_words,
     char_class,
     exact_words,
@@ -118,6 +119,32 @@ class FineWebQuality(HeuristicFilter):
             (ratio(s["breaks"], s["words"]) > p.new_line_ratio, "list_ratio"),
         ]
 
+    def _rows_needing_words(
+        self, texts: pl.DataFrame, stats: dict[str, np.ndarray], rows: np.ndarray
+    ) -> np.ndarray:
+        """Of ``rows``, those whose list rule needs the word count; the rest get a bound.
+
+        Every whitespace-separated chunk holds at least one word, so the chunk count bounds
+        the words from below and line breaks per chunk bound the ratio from above: a row
+        below the threshold (less the re-check margin) by that bound passes the rule and is
+        not near it whatever its words, and keeps the chunk count as its word count.
+        """
+        if not len(rows):
+            return rows
+        chunks = (
+            texts[rows.tolist()]
+            .select(pl.col("text").str.count_matches(f"[^{WS}]+"))["text"]
+            .to_numpy()
+            .astype(np.float64)
+        )
+        stats["words"][rows] = chunks
+        threshold = self.params.new_line_ratio
+        margin = self.params.exact_margin * max(abs(threshold), 1e-9)
+        bound = ratio(stats["breaks"][rows], chunks)
+        if self.params.exact_margin > 0:
+            return rows[bound >= threshold - margin]
+        return rows[bound > threshold]
+
     def decide(self, texts: pl.DataFrame) -> Sequence[str | None]:
         stats = self._stats(texts)
         stats["words"] = np.zeros(texts.height)
@@ -126,7 +153,7 @@ class FineWebQuality(HeuristicFilter):
             if reason != "list_ratio":
                 decided |= failed
         # Only documents the line rules keep need their words counted.
-        rows = np.flatnonzero(~decided)
+        rows = self._rows_needing_words(texts, stats, np.flatnonzero(~decided))
         if len(rows):
             subset = texts[rows.tolist()]
             # The words of the filters before (same documents) when there are some.

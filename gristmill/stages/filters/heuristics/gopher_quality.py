@@ -79,19 +79,9 @@ class GopherQuality(HeuristicFilter):
 
     def _stats(self, texts: pl.DataFrame) -> dict[str, np.ndarray]:
         text = pl.col("text")
-        content = pl.element().str.contains(f"[^{SYMBOL_CLASS}]")
-        tokens = pl.col("words")
-        lines = normalise_line_breaks(text)
-        frame = texts.with_columns(batch_words(texts["text"]).alias("words")).select(
-            n_words=tokens.list.len(),
-            n_content=tokens.list.eval(content).list.sum(),
-            content_chars=tokens.list.eval(
-                pl.when(content).then(pl.element().str.len_chars()).otherwise(0)
-            ).list.sum(),
-            n_alpha=tokens.list.eval(pl.element().str.contains(r"\p{L}")).list.sum(),
-            n_stop=tokens.list.eval(
-                pl.element().filter(pl.element().is_in(self.params.stop_words)).unique()
-            ).list.len(),
+        # Normalised once: the line counts below read it four times.
+        lines = pl.col("lines")
+        frame = texts.with_columns(lines=normalise_line_breaks(text)).select(
             hashes=text.str.count_matches("#", literal=True),
             ellipses=text.str.count_matches("...", literal=True)
             + text.str.count_matches("…", literal=True),
@@ -101,7 +91,37 @@ class GopherQuality(HeuristicFilter):
             bullets=lines.str.count_matches(f"(?m)^[{INLINE_WS}]*[•-]"),
             end_ellipses=lines.str.count_matches(f"(?m)(?:\\.\\.\\.|…)[{INLINE_WS}]*$"),
         )
-        return {name: frame[name].to_numpy().astype(np.float64) for name in frame.columns}
+        stats = {name: frame[name].to_numpy().astype(np.float64) for name in frame.columns}
+        stats.update(self._word_stats(batch_words(texts["text"])))
+        return stats
+
+    def _word_stats(self, words: pl.Series) -> dict[str, np.ndarray]:
+        """Per document: words, non-symbol words and their characters, words with a letter,
+        distinct stop words.
+
+        Computed once over the batch's words laid end to end and summed per document: each
+        test runs once per word (a per-list ``eval`` would test the content twice).
+        """
+        sizes = words.list.len().to_numpy().astype(np.int64)
+        rows = len(sizes)
+        flat = words.explode().drop_nulls()
+        doc = np.repeat(np.arange(rows), sizes)
+        alpha = flat.str.contains(r"\p{L}").to_numpy()
+        # No symbol is a letter, so a word with a letter has content: only the others (digits,
+        # punctuation) need the symbol test.
+        content = alpha.copy()
+        others = np.flatnonzero(~alpha)
+        content[others] = flat.gather(others).str.contains(f"[^{SYMBOL_CLASS}]").to_numpy()
+        chars = flat.str.len_chars().to_numpy()
+        stop = flat.is_in(self.params.stop_words).to_numpy()
+        pairs = pl.DataFrame({"doc": doc[stop], "word": flat.filter(pl.Series(stop))}).unique()
+        return {
+            "n_words": sizes.astype(np.float64),
+            "n_content": np.bincount(doc, weights=content, minlength=rows),
+            "content_chars": np.bincount(doc, weights=content * chars, minlength=rows),
+            "n_alpha": np.bincount(doc, weights=alpha, minlength=rows),
+            "n_stop": np.bincount(pairs["doc"].to_numpy(), minlength=rows).astype(np.float64),
+        }
 
     def _rules(self, s: dict[str, np.ndarray]) -> list[tuple[np.ndarray, str]]:
         p = self.params

@@ -187,18 +187,41 @@ def words(text: pl.Expr) -> pl.Expr:
 _last: tuple[np.ndarray, np.ndarray, pl.Series] | None = None
 
 
+def _known_rows(
+    last: tuple[np.ndarray, np.ndarray, pl.Series] | None, hashes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(found, where): which hashes the last batch holds, and their rows in its words."""
+    if last is None or not len(last[0]) or not len(hashes):
+        return np.zeros(len(hashes), dtype=bool), np.zeros(len(hashes), dtype=np.int64)
+    known, order, _ = last
+    where = order[np.minimum(np.searchsorted(known, hashes, sorter=order), len(known) - 1)]
+    return known[where] == hashes, where
+
+
 def batch_words(texts: pl.Series) -> pl.Series:
-    """``words`` of every text, reusing the previous batch's where all texts are in it."""
+    """``words`` of every text, reusing the previous batch's for the texts found in it.
+
+    A filter that rewrites texts (C4 keeps only the good lines) leaves the ones it did not
+    change for the next filter to find; only the changed ones are split again.
+    """
     global _last
     hashes = texts.hash(seed=11).to_numpy()
-    last = _last
-    if last is not None and len(last[0]) and len(hashes):
-        known, order, lists = last
-        where = np.minimum(np.searchsorted(known, hashes, sorter=order), len(known) - 1)
-        found = order[where]
-        if np.array_equal(known[found], hashes):
-            return lists.gather(found)
-    lists = pl.DataFrame({"text": texts}).select(words(pl.col("text")))["text"]
+    last = _last  # read once: its hashes and its words must come from the same batch
+    found, where = _known_rows(last, hashes)
+    if last is not None and found.all() and len(hashes):
+        return last[2].gather(where)
+    missing = np.flatnonzero(~found)
+    split = pl.DataFrame({"text": texts.gather(missing)}).select(words(pl.col("text")))["text"]
+    if last is None or not found.any():
+        lists = split
+    else:
+        # Reused lists first, then the fresh ones; one gather puts them back in row order.
+        present = np.flatnonzero(found)
+        combined = last[2].gather(where[present]).append(split)
+        position = np.empty(len(hashes), dtype=np.int64)
+        position[present] = np.arange(len(present))
+        position[missing] = len(present) + np.arange(len(missing))
+        lists = combined.gather(position)
     _last = (hashes, np.argsort(hashes, kind="stable"), lists)
     return lists
 

@@ -193,3 +193,69 @@ def test_c4_keeps_only_the_good_lines_as_datatrove_does():
     ):
         assert text == original[doc_id]
     assert C4Quality(mode="annotate").process(table).column("text").equals(table.column("text"))
+
+
+def test_words_reused_for_the_unchanged_texts_and_split_for_the_rest():
+    import polars as pl
+
+    from gristmill.stages.filters.heuristics.text import batch_words
+
+    texts = pl.Series("text", sample_table().column("text").to_pylist()[:200]).fill_null("")
+    batch_words(texts)
+    # Some texts as before, some rewritten (as C4 rewrites them), in another order.
+    rewritten = "A new text, don't split it twice."
+    mixed = pl.Series("text", [*texts[150:100:-1], rewritten, *texts[:20]])
+    fresh = pl.DataFrame({"text": mixed}).select(words(pl.col("text")))["text"]
+    assert batch_words(mixed).to_list() == fresh.to_list()
+
+
+def test_no_symbol_is_a_letter():
+    # gopher_quality counts a word holding a letter as content without the symbol test.
+    import polars as pl
+
+    from gristmill.stages.filters.heuristics.text import SYMBOLS
+
+    assert not pl.Series(sorted(SYMBOLS)).str.contains(r"\p{L}").any()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "a", "a\nb", "a\n\nb", "a\n\n\nb", "a\n\n\n\n\nb\nc\n\n", "\n\nx\n\n\ny \n\n\n\n", " \n"],
+)
+def test_paragraphs_and_lines_split_as_the_regular_expressions_do(text: str):
+    import re
+
+    import polars as pl
+
+    from gristmill.stages.filters.heuristics.gopher_repetition import _pieces
+    from gristmill.stages.filters.heuristics.text import PY_WHITESPACE
+
+    frame = pl.DataFrame({"text": [text]})
+    stripped = frame.select(pl.col("text").str.strip_chars(PY_WHITESPACE))
+    paragraphs = _pieces(stripped, "\n\n", "\n")["text"].to_list()
+    lines = _pieces(frame, "\n")["text"].to_list()
+    assert paragraphs == re.findall(r"[^\n]+(?:\n[^\n]+)*", text.strip(PY_WHITESPACE))
+    assert lines == re.findall(r"[^\n]+", text)
+
+
+def test_fineweb_list_rule_by_the_chunk_bound_agrees_with_counting_words():
+    # Both have more line breaks per whitespace chunk than the rule allows (3 / 8), so both
+    # need their words: "!" and "." are words of their own, 8 in the first, 12 in the other.
+    listing = "\n".join(f"Supercalifragilisticexpialidociousness{i}!" for i in range(4))
+    prose = "\n".join(f"Supercalifragilisticexpialidocious wonderful{i}." for i in range(4))
+    table = pa.table({"id": ["1", "2"], "text": [listing, prose]})
+    for margin in (0.0, 0.2):
+        result = FineWebQuality(exact_margin=margin).run_batch(table)
+        assert result.reasons is not None and result.reasons.to_pylist() == ["list_ratio"]
+        assert result.table.column("id").to_pylist() == ["2"]
+
+
+@pytest.mark.parametrize("count", [-1, 0, 1, 2, 3, 4, 6])
+def test_c4_word_count_test_is_python_split(count: int):
+    import polars as pl
+
+    from gristmill.stages.filters.heuristics.c4_quality import _at_least_words
+
+    lines = ["", "a", "a b", "a  b\u3000\u3000c", "a \t b  c\xa0\xa0d", "a b c d e", "x\u2003y z"]
+    got = pl.DataFrame({"line": lines}).select(_at_least_words(pl.col("line"), count))["line"]
+    assert got.to_list() == [len(line.split()) >= count for line in lines]
