@@ -62,7 +62,10 @@ class Filter(Stage):
         return self.run_batch(batch).table
 
     def run_batch(self, batch: pa.Table) -> StageResult:
-        verdict = self.judge(batch)
+        return self.apply_verdict(batch, self.judge(batch))
+
+    def apply_verdict(self, batch: pa.Table, verdict: Verdict) -> StageResult:
+        """Drop (or annotate) by a verdict, counting drops by reason."""
         # A null decision is a drop: a filter that cannot say yes does not keep the row.
         keep = pc.fill_null(verdict.keep, False)
         if len(keep) != batch.num_rows:

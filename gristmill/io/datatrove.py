@@ -12,6 +12,7 @@ import importlib
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from gristmill.core import columns
@@ -104,7 +105,10 @@ class DatatroveStep(Filter):
         return isinstance(self._step, BaseFilter)
 
     def judge(self, batch: pa.Table) -> Verdict:
-        results = self._step.filter_batch(self._documents(batch))
+        return self._judge_documents(self._documents(batch))
+
+    def _judge_documents(self, documents: list[Any]) -> Verdict:
+        results = self._step.filter_batch(documents)
         keep, reasons = [], []
         for result in results:
             kept, reason = result if isinstance(result, tuple) else (result, None)
@@ -113,9 +117,17 @@ class DatatroveStep(Filter):
         return Verdict(pa.array(keep, pa.bool_()), pa.array(reasons, pa.string()))
 
     def run_batch(self, batch: pa.Table) -> StageResult:
-        if self._is_filter():
-            return super().run_batch(batch)
-        return self._run_mapper(batch)
+        if not self._is_filter():
+            return self._run_mapper(batch)
+        documents = self._documents(batch)
+        verdict = self._judge_documents(documents)
+        # Some filters edit what they keep (C4's remove_lines): their text is the output.
+        texts = pa.array([doc.text for doc in documents], pa.string())
+        original = pc.fill_null(batch.column(columns.TEXT), "")
+        if not pc.all(pc.equal(texts, original)).as_py():
+            position = batch.column_names.index(columns.TEXT)
+            batch = batch.set_column(position, columns.TEXT, texts)
+        return self.apply_verdict(batch, verdict)
 
     def _run_mapper(self, batch: pa.Table) -> StageResult:
         """A non-filter step: keep the rows it yields, with the text it gives them."""

@@ -81,3 +81,23 @@ def test_gristmill_stages_run_as_a_datatrove_step(samples_dir: Path):
     expected = [r for r in table.to_pylist() if len(r["text"]) >= 1000]
     assert [d.id for d in out] == [r["id"] for r in expected]
     assert [d.metadata["text_length"] for d in out] == [len(r["text"]) for r in expected]
+
+
+def test_a_datatrove_filter_that_edits_what_it_keeps_hands_on_the_edited_text(samples_dir: Path):
+    """C4's remove_lines rewrites the documents it keeps; the adapter must pass that on, and it
+    agrees with gristmill's own vectorised c4_quality, text and all."""
+    from datatrove.pipeline.filters import C4QualityFilter
+
+    from gristmill.core.registry import get_stage_class
+
+    table = pq.read_table(samples_dir / "web-ccnet-0000.parquet")
+    wrapped = DatatroveStep(C4QualityFilter()).process(table)
+    ours = get_stage_class("c4_quality")().process(table)
+
+    originals = dict(
+        zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
+    )
+    edited = [r for r in wrapped.to_pylist() if r["text"] != originals[r["id"]]]
+    assert edited, "C4 removes lines from some of these pages: the test would prove nothing"
+    assert wrapped.column("id").to_pylist() == ours.column("id").to_pylist()
+    assert wrapped.column("text").to_pylist() == ours.column("text").to_pylist()
