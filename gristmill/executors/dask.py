@@ -48,6 +48,9 @@ _LOCK = threading.Lock()
 def _cached_pipeline(key: str, blob: bytes) -> Pipeline:
     pipeline = _PIPELINES.get(key)
     if pipeline is None:
+        # The blob is the pipeline object this run's own driver pickled (stages and their
+        # parameters; never documents), sent as Dask sends every task; the local executor
+        # ships it the same way through multiprocessing. No user data is ever unpickled.
         pipeline = cloudpickle.loads(blob)
         _PIPELINES[key] = pipeline
         while len(_PIPELINES) > _CACHE_SIZE:
