@@ -23,8 +23,11 @@ DEFAULT_BITS = 12
 
 
 def _order_keys(values: np.ndarray) -> np.ndarray:
-    """float64 → uint64 with the same order (negative floats flipped below the positives)."""
-    raw = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    """float64 → uint64 with the same order (negative floats flipped below the positives).
+
+    -0.0 equals 0.0, so it gets 0.0's key (adding 0.0 turns it into +0.0).
+    """
+    raw = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
     negative = (raw & _TOP) != 0
     return np.where(negative, ~raw, raw | _TOP)
 

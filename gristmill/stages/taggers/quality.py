@@ -75,12 +75,8 @@ class QualityScorer(Stage):
             newline_replacement=self.params.newline_replacement,
             max_chars=self.params.max_chars,
         )
-        rows = np.flatnonzero(has_text(column))
-        scores = np.zeros(len(texts), dtype=np.float32)
-        if rows.size:
-            present = [texts[i] or "" for i in rows]
-            scores[rows] = self._model.label_probability(present, self.params.positive_label)
-        return scores
+        scores = self._model.label_probability(texts, self.params.positive_label)
+        return np.where(has_text(column), scores, 0.0).astype(np.float32)
 
     def process(self, batch: pa.Table) -> pa.Table:
         scores = self.score(batch.column(columns.TEXT))

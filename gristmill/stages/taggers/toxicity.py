@@ -30,7 +30,12 @@ from gristmill.core import columns
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
 from gristmill.errors import ConfigError
-from gristmill.stages.models.fasttext_model import FastTextModel, prepare_texts, strip_label
+from gristmill.stages.models.fasttext_model import (
+    FastTextModel,
+    one_line,
+    prepare_texts,
+    strip_label,
+)
 from gristmill.stages.taggers.scoring import bundled_model, count_scores, has_text, set_columns
 from gristmill.stages.taggers.sentences import sentence_spans
 
@@ -166,7 +171,10 @@ class ToxicityScorer(Stage):
                 newline_replacement=self.params.newline_replacement,
                 max_chars=self.params.max_chars,
             )
-            scores[rows] = self.score_texts([texts[i] or "" for i in rows])
+            # Only fastText reads newlines as spaces by itself; the other scorers get lines.
+            lines = texts.to_pylist()
+            replacement = self.params.newline_replacement
+            scores[rows] = self.score_texts([one_line(lines[i], replacement) for i in rows])
             values: list[pa.Array] = [pa.array(scores, pa.float32())]
         else:
             spans = self._score_sentences(column, rows, scores)

@@ -15,7 +15,7 @@ import pytest
 
 from gristmill.classifiers import labelled
 from gristmill.classifiers.metrics import roc_auc
-from gristmill.stages.models.fasttext_model import prepare_texts
+from gristmill.stages.models.fasttext_model import one_line
 from gristmill.stages.taggers.toxicity import ToxicityParams, ToxicityScorer
 
 AUC_FLOOR = 0.85
@@ -23,7 +23,7 @@ AUC_FLOOR = 0.85
 
 def test_default_scorer_is_best_on_held_out_rows(shared_data: Path) -> None:
     rows = labelled.held_out(labelled.toxicity_table(shared_data))
-    texts = [t or "" for t in prepare_texts(rows["text"])]
+    texts = [one_line(t or "") for t in rows["text"].to_pylist()]
     toxic = np.array(rows["toxic"].to_pylist())
     sources = np.array(rows["source"].to_pylist())
     scores = {
@@ -50,5 +50,7 @@ def test_each_scorer_separates_held_out_jigsaw_comments(model: str, shared_data:
     """Jigsaw alone (131 rows): small, but a different genre from the tweets."""
     rows = labelled.held_out(labelled.toxicity_table(shared_data))
     rows = rows.filter(pc.equal(rows["source"], "jigsaw"))
-    scores = ToxicityScorer(model=model).score_texts([t or "" for t in prepare_texts(rows["text"])])
+    scores = ToxicityScorer(model=model).score_texts(
+        [one_line(t or "") for t in rows["text"].to_pylist()]
+    )
     assert roc_auc(np.array(rows["toxic"].to_pylist()), scores) > 0.6

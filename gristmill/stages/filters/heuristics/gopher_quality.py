@@ -15,6 +15,7 @@ from pydantic import Field
 
 from gristmill.core.filter import FilterParams
 from gristmill.core.registry import register_stage
+from gristmill.native.words import word_stats as _kernel_word_stats
 from gristmill.stages.filters.heuristics.base import (
     HeuristicFilter,
     HeuristicParams,
@@ -23,14 +24,18 @@ from gristmill.stages.filters.heuristics.base import (
 )
 from gristmill.stages.filters.heuristics.text import (
     INLINE_WS,
-    SYMBOL_CLASS,
     SYMBOLS,
     batch_words,
     exact_words,
     normalise_line_breaks,
+    word_views,
 )
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+#: The word statistics, in the order of ``word_counts``' rows and ``_word_stats``' tuple.
+WORD_STATS = ("n_words", "n_content", "content_chars", "n_alpha", "n_stop")
+#: Every symbol, for the kernel.
+_SYMBOL_STRING = "".join(sorted(SYMBOLS))
 
 
 class GopherQualityParams(HeuristicParams):
@@ -56,8 +61,22 @@ class GopherQualityParams(HeuristicParams):
     )
 
 
+def word_counts(lists: pl.Series, stop_words: Sequence[str]) -> np.ndarray:
+    """``WORD_STATS`` of every word list: an int64 array of one row per statistic.
+
+    Words; words holding a character that is not in ``SYMBOLS`` (or a letter); the characters
+    (code points) of those; words holding a letter (``\\p{L}``); how many distinct
+    ``stop_words`` (case-sensitive) are among the words. A null list has no words.
+    """
+    doc_offsets, views, buffers = word_views(lists)
+    counts = np.zeros((len(WORD_STATS), len(doc_offsets) - 1), dtype=np.int64)
+    _kernel_word_stats(doc_offsets, views, buffers, _SYMBOL_STRING, list(stop_words), counts)
+    return counts
+
+
 def _word_stats(tokens: list[str], stop_words: frozenset[str]) -> tuple[int, int, int, int, int]:
-    """(words, non-symbol words, their characters, words with a letter, stop words) of a list."""
+    """(words, non-symbol words, their characters, words with a letter, stop words) of a list:
+    ``word_counts`` of one list, for spaCy's words in the exact re-check."""
     content = [w for w in tokens if not SYMBOLS.issuperset(w)]
     alpha = sum(1 for w in tokens if any(c.isalpha() for c in w))
     return (
@@ -99,29 +118,10 @@ class GopherQuality(HeuristicFilter):
         """Per document: words, non-symbol words and their characters, words with a letter,
         distinct stop words.
 
-        Computed once over the batch's words laid end to end and summed per document: each
-        test runs once per word (a per-list ``eval`` would test the content twice).
+        One pass of the C kernel over the words' Arrow buffers (``word_counts``).
         """
-        sizes = words.list.len().to_numpy().astype(np.int64)
-        rows = len(sizes)
-        flat = words.explode().drop_nulls()
-        doc = np.repeat(np.arange(rows), sizes)
-        alpha = flat.str.contains(r"\p{L}").to_numpy()
-        # No symbol is a letter, so a word with a letter has content: only the others (digits,
-        # punctuation) need the symbol test.
-        content = alpha.copy()
-        others = np.flatnonzero(~alpha)
-        content[others] = flat.gather(others).str.contains(f"[^{SYMBOL_CLASS}]").to_numpy()
-        chars = flat.str.len_chars().to_numpy()
-        stop = flat.is_in(self.params.stop_words).to_numpy()
-        pairs = pl.DataFrame({"doc": doc[stop], "word": flat.filter(pl.Series(stop))}).unique()
-        return {
-            "n_words": sizes.astype(np.float64),
-            "n_content": np.bincount(doc, weights=content, minlength=rows),
-            "content_chars": np.bincount(doc, weights=content * chars, minlength=rows),
-            "n_alpha": np.bincount(doc, weights=alpha, minlength=rows),
-            "n_stop": np.bincount(pairs["doc"].to_numpy(), minlength=rows).astype(np.float64),
-        }
+        counts = word_counts(words, self.params.stop_words)
+        return {name: counts[k].astype(np.float64) for k, name in enumerate(WORD_STATS)}
 
     def _rules(self, s: dict[str, np.ndarray]) -> list[tuple[np.ndarray, str]]:
         p = self.params
@@ -194,11 +194,7 @@ class GopherQuality(HeuristicFilter):
             column = texts["text"]
             for row in rows:
                 exact = _word_stats(exact_words(column[int(row)]), stop_words)
-                for name, value in zip(
-                    ("n_words", "n_content", "content_chars", "n_alpha", "n_stop"),
-                    exact,
-                    strict=True,
-                ):
+                for name, value in zip(WORD_STATS, exact, strict=True):
                     stats[name][row] = value
             self.stats.count("exact_rechecks", len(rows))
         return first_reason(self._rules(stats), texts.height)

@@ -1,20 +1,20 @@
 """Gopher's repetition rules (Rae et al. 2021, table A1), deciding as datatrove's filter does.
 
-Paragraph and line duplicates are exact string statistics. The n-gram rules run on word
-hashes over the whole batch: the most frequent n-gram per document from a group-by, and the
-duplicated n-gram share from an upper bound (the characters of every word inside any
-repeated n-gram) that clears almost every document at once; only documents above that bound
-run datatrove's greedy left-to-right count, per document, on their words.
+Paragraph and line duplicates are exact string statistics over the whole batch. The n-gram
+rules take each document's words and compute datatrove's two statistics exactly (string
+equality, not hash equality): the most frequent n-gram's characters, and the greedy count
+of repeated n-gram characters. A C kernel (``gristmill.native.ngrams``) computes both for
+every document of a batch at once, straight from the words' Arrow buffers.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import Field
 
 from gristmill.core.filter import FilterParams
@@ -49,154 +49,51 @@ class GopherRepetitionParams(HeuristicParams):
     )
 
 
-def greedy_duplicate_chars(tokens: Sequence[str], n: int, stop: float = float("inf")) -> int:
-    """Characters of repeated n-grams, counted left to right, skipping past each repeat.
+def gram_chars(
+    lists: pl.Series, top_ns: Sequence[int], dup_ns: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gopher's n-gram statistics of every word list, exactly as datatrove computes them.
 
-    Counting stops once it passes ``stop``: the rule only asks whether it does.
+    Returns ``(top, dup)``, int64 arrays of one row per n and one column per list.
+    ``top[k, d]``, with n = ``top_ns[k]``: the characters of list d's most frequent n-gram
+    ``" ".join(words[i:i+n])`` (the first seen wins a tie) times its count, 0 without any.
+    ``dup[k, d]``, with n = ``dup_ns[k]``: datatrove's greedy left-to-right count of the
+    characters of repeated n-grams ``"".join(words[i:i+n])``, jumping n words past each
+    repeat. A null list counts as no words.
     """
-    seen: set[str] = set()
-    repeated = index = 0
-    last = len(tokens) - n + 1
-    while index < last:
-        gram = "".join(tokens[index : index + n])
-        if gram in seen:
-            repeated += len(gram)
-            if repeated > stop:
-                break
-            index += n
-        else:
-            seen.add(gram)
-            index += 1
-    return repeated
-
-
-def top_gram_chars(tokens: Sequence[str], n: int) -> int:
-    """Characters the most frequent n-gram covers (first seen wins a tie)."""
-    grams = Counter(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    if not grams:
-        return 0
-    gram, count = max(grams.items(), key=lambda item: item[1])
-    return len(gram) * count
-
-
-_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-#: Hash buckets of the n-gram count bound (1M): a bucket shared by a few n-grams only
-#: loosens the bound by their few characters.
-_BUCKET_BITS = 20
-
-
-class Tokens:
-    """The words of a batch as flat arrays, for n-gram statistics without per-word Python.
-
-    Every n-gram gets a 64-bit key (a polynomial of its words' hashes, salted with its
-    document), so counting and finding repeats are hash operations over one array.
-    """
-
-    def __init__(self, lists: pl.Series) -> None:
-        self.lists = lists
-        self.sizes = lists.list.len().to_numpy().astype(np.int64)
-        flat = lists.explode().drop_nulls()
-        self.hashes = flat.hash(seed=7).to_numpy()
-        self.chars = flat.str.len_chars().to_numpy().astype(np.int64)
-        self.doc = np.repeat(np.arange(len(self.sizes)), self.sizes)
-        self.offsets = np.concatenate(([0], np.cumsum(self.sizes)))
-        # Words from each one to its document's end (itself included): an n-gram starts
-        # where at least n are left.
-        self.left = self.offsets[1:][self.doc] - np.arange(len(self.doc))
-        with np.errstate(over="ignore"):
-            self.salt = self.doc.astype(np.uint64) * _MULTIPLIER
-        self.cumchars = np.concatenate(([0], np.cumsum(self.chars)))
-        self._rolling: dict[int, np.ndarray] = {1: self.hashes}
-
-    def keys(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(key, valid) of the n-gram starting at every word that has n - 1 after it.
-
-        Keys are salted with the start's document, so documents are kept apart. An n-gram
-        running past its document's end is not ``valid``; the arrays keep it (masking is
-        cheaper than compacting every array that follows), and callers leave it out.
-        """
-        # The polynomial of n words extends the one of n - 1 words by one more word.
-        have = max(m for m in self._rolling if m <= n)
-        rolling = self._rolling[have]
-        with np.errstate(over="ignore"):
-            for m in range(have + 1, n + 1):
-                rolling = rolling[:-1] * _MULTIPLIER + self.hashes[m - 1 :]
-                self._rolling[m] = rolling
-            key = rolling + self.salt[: len(rolling)]
-        return key, self.left[: len(rolling)] >= n
-
-    def span(self, starts: np.ndarray, n: int) -> np.ndarray:
-        """Characters of the n-grams at ``starts`` joined by single spaces."""
-        return self.cumchars[starts + n] - self.cumchars[starts] + (n - 1)
-
-    def top_gram_chars(self, n: int, share: float, length: np.ndarray) -> np.ndarray:
-        """Per document: count times length of its most frequent n-gram (first seen wins).
-
-        Exact only where it could exceed ``share`` of ``length``: a hashed count of every
-        n-gram's characters (several n-grams may share a bucket, which only adds) bounds it,
-        and the exact count runs on the documents above the bound.
-        """
-        key, valid = self.keys(n)
-        out = np.zeros(len(self.sizes))
-        if not valid.any():
-            return out
-        # Characters of every n-gram (joined by spaces); 0 for those past a document's end.
-        span = (self.cumchars[n:] - self.cumchars[:-n] + (n - 1)) * valid
-        # The top bits, as the signed integers bincount takes (a view: they fit).
-        bucket = (key >> np.uint64(64 - _BUCKET_BITS)).view(np.int64)
-        covered = np.bincount(bucket, weights=span, minlength=1 << _BUCKET_BITS)[bucket]
-        covered[~valid] = 0
-        # Each document's n-grams run from its first word up to the next such document's
-        # (the words between hold no valid n-gram, so add nothing to the maximum).
-        has_grams = self.sizes >= n
-        first = self.offsets[:-1][has_grams]
-        most = np.zeros(len(self.sizes))
-        most[has_grams] = np.maximum.reduceat(covered, first)
-        # Documents with no repeated n-gram: the first one is the most frequent.
-        out[has_grams] = self.span(first, n)
-        suspect = np.flatnonzero(most > share * length)
-        if not len(suspect):
-            return out
-        is_suspect = np.zeros(len(self.sizes), dtype=bool)
-        is_suspect[suspect] = True
-        starts = np.flatnonzero(valid & is_suspect[self.doc[: len(valid)]])
-        frame = pl.DataFrame({"key": key[starts], "start": starts, "doc": self.doc[starts]})
-        grams = frame.group_by("key").agg(
-            pl.len().alias("count"), pl.col("start").min(), pl.col("doc").first()
-        )
-        best = (
-            grams.with_columns(top=pl.col("count").max().over("doc"))
-            .filter(pl.col("count") == pl.col("top"))
-            .group_by("doc")
-            .agg(pl.col("start").min(), pl.col("count").first())
-        )
-        best_start = best["start"].to_numpy()
-        out[best["doc"].to_numpy()] = best["count"].to_numpy() * self.span(best_start, n)
-        return out
-
-    def repeat_bound(self, n: int) -> np.ndarray:
-        """Per document: characters of the words inside any n-gram seen earlier in it.
-
-        The greedy count only ever counts such n-grams, never overlapping, so this bounds it.
-        """
-        key, valid = self.keys(n)
-        if not valid.any():
-            return np.zeros(len(self.sizes))
-        # One hash pass over the keys: a table of buckets to pre-filter them costs more
-        # (it does not fit in cache) than it saves. An n-gram past a document's end comes
-        # after all of that document's valid ones and has another salt than the next
-        # document's, so it never makes a valid one a repeat.
-        repeat = np.zeros(len(self.doc), dtype=np.int64)
-        repeat[: len(key)] = valid & ~pl.Series(key).is_first_distinct().to_numpy()
-        # A word is covered when one of the n n-grams holding it (starting at most n - 1
-        # words before) is a repeat.
-        running = np.cumsum(repeat)
-        before = np.concatenate((np.zeros(n, dtype=np.int64), running))[: len(running)]
-        covered = running - before > 0
-        return np.bincount(self.doc, weights=covered * self.chars, minlength=len(self.sizes))
-
-    def document(self, local: int) -> list[str]:
-        return self.lists[int(local)].to_list()  # type: ignore[no-any-return]
+    try:
+        from gristmill.native.ngrams import gram_stats
+    except ImportError as error:  # a source tree whose extensions were never built
+        raise ImportError(
+            "gopher_repetition needs the compiled gristmill.native.ngrams: install gristmill "
+            "(pip install -e .) where a C compiler is available"
+        ) from error
+    array = lists.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    # The kernel reads int64 offsets (a no-op for what polars gives: large_list, large_string).
+    array = array.cast(pa.large_list(pa.large_string()))
+    if array.null_count:
+        array = array.fill_null(pa.scalar([], array.type))
+    words = array.values  # all of the child array; the list offsets index into it
+    _, offsets, data = words.buffers()
+    word_offsets = (
+        np.frombuffer(offsets, dtype=np.int64)[words.offset : words.offset + len(words) + 1]
+        if offsets is not None
+        else np.zeros(1, dtype=np.int64)
+    )
+    top = np.zeros((len(top_ns), len(array)), dtype=np.int64)
+    dup = np.zeros((len(dup_ns), len(array)), dtype=np.int64)
+    gram_stats(
+        array.offsets.to_numpy(),
+        word_offsets,
+        b"" if data is None else data,
+        list(top_ns),
+        list(dup_ns),
+        top,
+        dup,
+    )
+    return top, dup
 
 
 def _pieces(texts: pl.DataFrame, separator: str, strip: str = "") -> pl.DataFrame:
@@ -215,6 +112,9 @@ def _pieces(texts: pl.DataFrame, separator: str, strip: str = "") -> pl.DataFram
         .select(pl.col("doc"), piece)
         .filter(text != "")
     )
+
+
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _repeated_pieces(pieces: pl.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -265,48 +165,23 @@ class GopherRepetition(HeuristicFilter):
         out["line_dups"] += out["both_edges"]
         return out
 
-    def _gram_stats(
-        self, texts: pl.DataFrame, rows: np.ndarray, length: np.ndarray
-    ) -> dict[str, np.ndarray]:
+    def _gram_stats(self, texts: pl.DataFrame, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Top and duplicated n-gram characters of the given rows (0 elsewhere)."""
         p = self.params
         out = {f"top_{n}": np.zeros(texts.height) for n, _ in p.top_n_grams}
         out.update({f"dup_{n}": np.zeros(texts.height) for n, _ in p.dup_n_grams})
-        if not len(rows):
-            return out
-        subset = texts[rows.tolist()]["text"]
-        tokens = Tokens(batch_words(subset))
-        lengths = length[rows]
-        alive = np.ones(len(rows), dtype=bool)
-        for n, share in p.top_n_grams:
-            value = tokens.top_gram_chars(n, share, lengths)
-            out[f"top_{n}"][rows] = value
-            alive &= ratio(value, lengths) <= share
-        if not p.dup_n_grams or not alive.any():
-            return out
-        # A repeated n-gram holds repeated shorter grams, so the bound of the shortest n
-        # bounds every longer one; below the smallest share a document passes them all.
-        shortest = min(n for n, _ in p.dup_n_grams)
-        smallest = min(share for _, share in p.dup_n_grams)
-        suspect = alive & (ratio(tokens.repeat_bound(shortest), lengths) > smallest)
-        if not suspect.any():
-            return out
-        local = np.flatnonzero(suspect)
-        few = Tokens(tokens.lists.gather(local))
-        over = np.stack(
-            [ratio(few.repeat_bound(n), lengths[local]) > share for n, share in p.dup_n_grams]
-        )
-        for position in np.flatnonzero(over.any(axis=0)).tolist():
-            document = few.document(position)
-            limit = lengths[local[position]]
-            for rule, (n, share) in enumerate(p.dup_n_grams):
-                if not over[rule, position]:
-                    continue
-                repeated = greedy_duplicate_chars(document, n, stop=share * limit)
-                out[f"dup_{n}"][rows[local[position]]] = repeated
-                if repeated > share * limit:
-                    break  # the first failing n names the reason; the rest cannot matter
+        if len(rows):
+            self._store_grams(out, rows, batch_words(texts[rows.tolist()]["text"]))
         return out
+
+    def _store_grams(self, out: dict[str, np.ndarray], rows: np.ndarray, lists: pl.Series) -> None:
+        """Puts the n-gram statistics of ``lists``, the words of ``rows``, into ``out``."""
+        p = self.params
+        top, dup = gram_chars(lists, [n for n, _ in p.top_n_grams], [n for n, _ in p.dup_n_grams])
+        for k, (n, _) in enumerate(p.top_n_grams):
+            out[f"top_{n}"][rows] = top[k]
+        for k, (n, _) in enumerate(p.dup_n_grams):
+            out[f"dup_{n}"][rows] = dup[k]
 
     def _rules(
         self, s: dict[str, np.ndarray], g: dict[str, np.ndarray]
@@ -343,7 +218,7 @@ class GopherRepetition(HeuristicFilter):
         for failed, _ in self._rules(stats, no_grams):
             decided |= failed
         rows = np.flatnonzero(~decided)
-        grams = self._gram_stats(texts, rows, stats["length"])
+        grams = self._gram_stats(texts, rows)
         self._recheck(texts, stats, grams, rows)
         return first_reason(self._rules(stats, grams), texts.height)
 
@@ -364,10 +239,8 @@ class GopherRepetition(HeuristicFilter):
         for n, share in self.params.dup_n_grams:
             near |= self.near(ratio(grams[f"dup_{n}"][rows], length), share)
         column = texts["text"]
-        for row in rows[near]:
-            tokens = exact_words(column[int(row)])
-            for n, _ in self.params.top_n_grams:
-                grams[f"top_{n}"][row] = top_gram_chars(tokens, n)
-            for n, _ in self.params.dup_n_grams:
-                grams[f"dup_{n}"][row] = greedy_duplicate_chars(tokens, n)
-        self.stats.count("exact_rechecks", int(near.sum()))
+        recheck = rows[near]
+        if len(recheck):
+            exact = [exact_words(column[int(row)]) for row in recheck]
+            self._store_grams(grams, recheck, pl.Series(exact, dtype=pl.List(pl.String)))
+        self.stats.count("exact_rechecks", len(recheck))

@@ -3,8 +3,9 @@
 The heuristic rules (Gopher, C4, FineWeb) are defined on Python's string semantics and on
 datatrove's English word splitting, which is spaCy's rule-based English tokenizer. Running
 spaCy on every document is what makes per-document pipelines slow, so words here come from
-a few regular expressions that follow spaCy's affix rules closely enough for the statistics
-the filters take (on the samples, 99.9% of documents get the same decisions). Where exact
+fixed rules (a C kernel, ``gristmill/native/words.c``) that follow spaCy's affix rules closely
+enough for the statistics the filters take (on the samples, 99.9% of documents get the same
+decisions). Where exact
 agreement matters more than speed, a filter's ``exact_margin`` re-checks the documents whose
 statistics sit that close to a threshold with spaCy itself (``exact_words``).
 """
@@ -18,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+
+from gristmill.native.words import batch as _split_batch
 
 #: Characters that Python's ``str.isspace`` accepts: ``strip``/``split`` use these.
 PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
@@ -89,95 +93,65 @@ def splitlines(text: pl.Expr) -> pl.Expr:
 
 # -- words -------------------------------------------------------------------------------
 
-#: Abbreviations spaCy's English exceptions keep whole with their final period.
-_ABBREVIATIONS = (
-    "Adm", "Ak", "Ala", "Apr", "Ariz", "Ark", "Aug", "Bros", "Calif", "Co", "Colo", "Conn",
-    "Corp", "Dec", "Del", "Dr", "Feb", "Fla", "Ga", "Gen", "Gov", "Ia", "Id", "Ill", "Inc",
-    "Ind", "Jan", "Jr", "Jul", "Jun", "Kan", "Kans", "Ky", "La", "Ltd", "Mar", "Mass", "Md",
-    "Messrs", "Mich", "Minn", "Miss", "Mo", "Mont", "Mr", "Mrs", "Ms", "Mt", "Neb", "Nebr",
-    "Nev", "Nov", "Oct", "Okla", "Ore", "Pa", "Prof", "Rep", "Rev", "Sen", "Sep", "Sept", "St",
-    "Tenn", "Va", "Wash", "Wis", "co", "vs",
-)  # fmt: skip
-#: Symbols spaCy splits off wherever they stand.
-_ICONS = "°®©™♪♫○●■□▪•→←↑↓★☆✓✔\ufffc\ufffd"
-#: Characters spaCy peels off the start or end of a whitespace-separated chunk one at a time
-#: (its prefix and suffix punctuation, quotes, brackets, currency); anything else stays
-#: inside the chunk's core token.
-_AFFIXES = (
-    "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧"
-    "$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿§%=—–+."
-)
-#: A period only ever leaves the end of a chunk; currency signs, "§", "=" and "+" only the
-#: start (spaCy splits them off the end only after a digit, which we do not model).
-_START = f"[^{WS}{char_class(set(_AFFIXES) - {'.'})}]"
-_END = f"[^{WS}{char_class(set(_AFFIXES) - set('$£€¥§=+'))}]"
-_CORE = f"[^{WS}{char_class(_AFFIXES)}]"
-#: One alternative per token shape, tried left to right: URLs, dotted abbreviations,
-#: clitics (split off beforehand), ellipses, a chunk core (starts and ends with a non-affix
-#: character, may hold anything but whitespace inside), or a single affix character.
-WORD_PATTERN = "|".join(
-    (
-        rf"(?:https?://|www\.)[^{WS}]*[\w/]",
-        r"(?-u:\b)(?:" + "|".join(_ABBREVIATIONS) + r")\.",
-        r"(?-u:\b)(?:\p{L}\.){2,}",
-        rf"\p{{L}}\.[^{WS}]*{_CORE}",
-        r"(?-u:\b)\p{L}\.",
-        r"(?i:n['’]t)",
-        r"['’](?i:s|ll|re|ve|d|m)(?-u:\b)",
-        r"……",
-        r"\.{2,}",
-        # spaCy's lowercase class has no Georgian: a final period stays on the word.
-        r"\p{Georgian}+\.",
-        rf"{_START}(?:[^{WS}]*{_END})?",
-        rf"[^{WS}]",
+
+def words(texts: pl.Series) -> pl.Series:
+    """The words of each text, as datatrove's English ``split_into_words`` gives them.
+
+    spaCy's English tokenizer approximated by fixed rules (its clitics, infixes, affixes,
+    abbreviations and URLs), run by the C kernel ``gristmill/native/words.c``, whose header
+    lists the rules. A null text has no words.
+    """
+    array = texts.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.type not in (pa.string(), pa.large_string()):
+        array = array.cast(pa.large_string())
+    validity, offsets, data = array.buffers()
+    list_offsets, value_offsets, chars, count = _split_batch(
+        len(array),
+        array.offset,
+        validity,
+        offsets,
+        data if data is not None else b"",
+        array.type == pa.large_string(),
     )
-)
-#: spaCy splits English clitics ("do n't", "it 's") off a chunk's core, and infixes: hyphens,
-#: slashes, colons after a letter or digit and before a letter; arithmetic signs between
-#: digits. Never inside a URL: the URL alternative writes it back unchanged (the spaces its
-#: empty groups add fall before whitespace, where no word sees them).
-_URL = rf"((?:https?://|www\.)[^{WS}]*)"
-_PRONOUN = "i|you|he|she|it|we|they|that|there|these|this|those|what|when|where|who|why|how"
-_AUXILIARY = (
-    "ai|are|ca|could|dare|did|does|do|had|has|have|is|may|might|must|need|ought|sha|should|"
-    "was|were|wo|would"
-)
-#: Each alternative captures (head)(clitic); the replacement puts one space between.
-_CLITIC = "|".join(
-    (
-        r"(\w)((?i:n['’]t)(?-u:\b))",
-        r"(\w)(['’][sS])(?-u:\b)",
-        rf"(?-u:\b)((?i:{_PRONOUN}))(['’](?i:d|ll|re|ve|m))(?-u:\b)",
-        rf"(?-u:\b)((?i:{_AUXILIARY}))((?i:nt))(?-u:\b)",
-        r"(?-u:\b)((?i:can))((?i:not))(?-u:\b)",
-        r"(?-u:\b)((?i:gon|got))((?i:na|ta))(?-u:\b)",
-        r"(?-u:\b)(1[0-2]|[1-9])([ap]m)(?-u:\b)",
+    values = pa.LargeStringArray.from_buffers(
+        count, pa.py_buffer(value_offsets), pa.py_buffer(chars)
     )
-)
-_CLITIC_REPLACEMENT = "$1$3$5$7$9$11$13 $2$4$6$8$10$12$14"
-_LETTER_INFIX = "|".join(
-    (
-        _URL,
-        r"([\p{L}\d])(-|–|—|~|/|:|<|>|=)(\p{L})",
-        r"(\p{L})(,)(\p{L})",
-        r"([\p{Ll}\"'”’])(\.)(\p{Lu})",
-        rf"()(\.\.+|…|[{_ICONS}])()",
+    lists = pa.LargeListArray.from_buffers(
+        pa.large_list(pa.large_string()),
+        len(array),
+        [None, pa.py_buffer(list_offsets)],
+        children=[values],
     )
-)
-_DIGIT_INFIX = _URL + r"|(\d)([-+*^])(\d)"
+    return pl.Series(texts.name, lists, dtype=pl.List(pl.String))
 
 
-def _spaced(text: pl.Expr) -> pl.Expr:
-    return (
-        text.str.replace_all(_CLITIC, _CLITIC_REPLACEMENT)
-        .str.replace_all(_LETTER_INFIX, "$1$2$5$8$11 $3$6$9$12 $4$7$10$13")
-        .str.replace_all(_DIGIT_INFIX, "$1$2 $3 $4")
+def word_views(lists: pl.Series) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """The Arrow buffers of word lists, for the C kernels, without copying what polars holds:
+    ``(doc_offsets, views, buffers)``. List ``d``'s words are words ``doc_offsets[d]`` to
+    ``doc_offsets[d + 1] - 1`` (int64) of a ``string_view`` array: ``views`` its 16-byte
+    views (uint8, from its first word on), ``buffers`` its data buffers. A null list has no
+    words.
+    """
+    array = lists.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    # What polars holds already is this type (no copy); other types are converted.
+    array = array.cast(pa.large_list(pa.string_view()))
+    if array.null_count:
+        array = array.fill_null(pa.scalar([], array.type))
+    values = array.values  # all of the child array; the list offsets index into it
+    buffers = values.buffers()
+    views = (
+        np.frombuffer(buffers[1], dtype=np.uint8)[
+            16 * values.offset : 16 * (values.offset + len(values))
+        ]
+        if buffers[1] is not None
+        else np.zeros(0, dtype=np.uint8)
     )
-
-
-def words(text: pl.Expr) -> pl.Expr:
-    """The words of each text, as datatrove's English ``split_into_words`` gives them."""
-    return _spaced(text).str.extract_all(WORD_PATTERN)
+    data = [b"" if buffer is None else buffer for buffer in buffers[2:]]
+    return array.offsets.to_numpy(), views, data
 
 
 #: The words of the last batch split, found again by text hash: consecutive heuristic
@@ -211,7 +185,7 @@ def batch_words(texts: pl.Series) -> pl.Series:
     if last is not None and found.all() and len(hashes):
         return last[2].gather(where)
     missing = np.flatnonzero(~found)
-    split = pl.DataFrame({"text": texts.gather(missing)}).select(words(pl.col("text")))["text"]
+    split = words(texts.gather(missing))
     if last is None or not found.any():
         lists = split
     else:
@@ -246,7 +220,7 @@ def sentence_counts(lines: pl.Series) -> np.ndarray:
     seen since the last such word; so each run of punctuation holding a final mark, followed
     by a word, is one boundary.
     """
-    tokens = pl.DataFrame({"line": lines}).select(words(pl.col("line")).alias("w"))["w"]
+    tokens = words(lines)
     sizes = tokens.list.len().to_numpy()
     flat = tokens.explode().drop_nulls()
     final = flat.is_in(list(SENTENCE_PUNCTUATION)).to_numpy()

@@ -19,10 +19,7 @@ from gristmill.io.datatrove import DatatroveStep
 from gristmill.stages.filters.heuristics.c4_quality import C4Quality
 from gristmill.stages.filters.heuristics.fineweb_quality import FineWebQuality
 from gristmill.stages.filters.heuristics.gopher_quality import GopherQuality
-from gristmill.stages.filters.heuristics.gopher_repetition import (
-    GopherRepetition,
-    greedy_duplicate_chars,
-)
+from gristmill.stages.filters.heuristics.gopher_repetition import GopherRepetition, gram_chars
 from gristmill.stages.filters.heuristics.text import exact_words, splitlines, words
 
 FILTERS = (GopherQuality, GopherRepetition, C4Quality, FineWebQuality)
@@ -123,15 +120,17 @@ def test_words_follow_spacy_on_common_english_shapes():
         "e.g. in the U.S. with Mr. Brown; a well-known COVID-19 site: http://x.org/a?b=1. "
         "It's 10-20 km... ok!!! They'll email user@mail.com."
     )
-    ours = pl.DataFrame({"t": [text]}).select(words(pl.col("t")))["t"][0].to_list()
+    ours = words(pl.Series([text]))[0].to_list()
     assert ours == exact_words(text)
 
 
 def test_greedy_duplicates_skip_past_each_repeat():
+    import polars as pl
+
     tokens = ["a", "b", "c", "a", "b", "c", "a", "b", "c"]
     # "abc" first at 0, then repeats at 3 and 6: two counted repeats of 3 characters.
-    assert greedy_duplicate_chars(tokens, 3) == 6
-    assert greedy_duplicate_chars(tokens, 5) == 5
+    _, dup = gram_chars(pl.Series([tokens]), [], [3, 5])
+    assert dup[:, 0].tolist() == [6, 5]
 
 
 def test_yaml_pipeline_builds_the_four_filters_with_datatroves_defaults():
@@ -165,7 +164,7 @@ def test_words_reused_from_the_previous_batch_are_the_words_of_the_subset():
     batch_words(texts)
     subset = texts.gather(list(range(299, 0, -7)))
     again = batch_words(subset)
-    fresh = pl.DataFrame({"text": subset}).select(words(pl.col("text")))["text"]
+    fresh = words(subset)
     assert again.to_list() == fresh.to_list()
 
 
@@ -205,7 +204,7 @@ def test_words_reused_for_the_unchanged_texts_and_split_for_the_rest():
     # Some texts as before, some rewritten (as C4 rewrites them), in another order.
     rewritten = "A new text, don't split it twice."
     mixed = pl.Series("text", [*texts[150:100:-1], rewritten, *texts[:20]])
-    fresh = pl.DataFrame({"text": mixed}).select(words(pl.col("text")))["text"]
+    fresh = words(mixed)
     assert batch_words(mixed).to_list() == fresh.to_list()
 
 
