@@ -14,6 +14,7 @@ setup(
         Extension(
             f"gristmill.native.{source.stem}",
             sources=[str(source)],
+            depends=[str(header) for header in sorted(NATIVE.glob("*.h"))],
             extra_compile_args=["-O3", "-std=c11"],
         )
         for source in sorted(NATIVE.glob("*.c"))
