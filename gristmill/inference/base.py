@@ -9,7 +9,7 @@ counted in ``errors``; it never fails the task. Backends also report *which* pro
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -70,6 +70,10 @@ class Generator(Protocol):
 
     def complete(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[Completion]: ...
 
+    def complete_stream(
+        self, batches: Iterable[Sequence[Prompt]], params: GenerationParams
+    ) -> list[Completion]: ...
+
     def close(self) -> None: ...
 
 
@@ -102,7 +106,24 @@ class BaseGenerator:
             raise RuntimeError(
                 f"{type(self).__name__} returned {len(out)} outputs for {len(prompts)}"
             )
-        self.prompts += len(prompts)
+        return self._account(out)
+
+    def complete_stream(
+        self, batches: Iterable[Sequence[Prompt]], params: GenerationParams
+    ) -> list[Completion]:
+        """``complete`` over the prompts of every batch, in order, as the batches come.
+
+        For callers that build prompts as they go: an engine that runs beside the caller
+        (vLLM) starts on the first batch while the next ones are still being built. Here,
+        for engines that cannot, every batch is gathered first and completed in one call.
+        An exception raised while building a batch propagates: it is a bug, not a failed
+        generation.
+        """
+        return self.complete([p for batch in batches for p in batch], params)
+
+    def _account(self, out: list[Completion]) -> list[Completion]:
+        """Count the prompts and the failures of one call."""
+        self.prompts += len(out)
         self.errors += sum(1 for c in out if not c.ok)
         return out
 

@@ -71,3 +71,11 @@ def test_unknown_option_is_a_config_error_naming_it(tiny_model_dir: Path):
                 backend="transformers", model=str(tiny_model_dir), options={"batch_sise": 2}
             )
         )
+
+
+def test_a_stream_of_batches_is_one_call_over_all_their_prompts(generator):
+    params = GenerationParams(max_tokens=8)
+    before = generator.prompts
+    streamed = generator.complete_stream(iter([[PROMPTS[0]], [], PROMPTS[1:]]), params)
+    assert streamed == generator.complete(PROMPTS, params)
+    assert generator.prompts - before == 2 * len(PROMPTS)

@@ -67,6 +67,44 @@ def test_token_ids_and_overlong_prompts_in_one_call(engine):
     assert engine.errors >= 1
 
 
+def test_encoded_text_is_what_vllm_makes_of_it(engine, samples_dir: Path):
+    from gristmill.refiners.prox import build_chunk_prompts_batch
+
+    texts = pq.read_table(samples_dir / "web-html-0000.parquet").column("text").to_pylist()
+    chunks = build_chunk_prompts_batch(texts[:12], engine.tokenizer)
+    prompts = [c.prompt for cs in chunks for c in cs][:24] + PROMPTS + ["", " ", "<s></s>"]
+    ids = engine.encode(prompts)
+    assert ids == [engine.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    fitting = [p for p, row in zip(prompts, ids, strict=True) if len(row) < engine.context]
+    outputs = engine.llm.generate(
+        fitting, engine._vllm.SamplingParams(max_tokens=1), use_tqdm=False
+    )
+    assert [o.prompt_token_ids for o in outputs] == [r for r in ids if len(r) < engine.context]
+
+
+def test_streamed_batches_equal_one_call(engine):
+    params = GenerationParams(max_tokens=6)
+    ids = engine.tokenizer(PROMPTS[0])["input_ids"]
+    batches = [[ids, "word " * 3000], [], ["", PROMPTS[1]], [PROMPTS[2], []]]
+    flat = [p for b in batches for p in b]
+    before = engine.errors, engine.prompts
+    streamed = engine.complete_stream(iter(batches), params)
+    assert engine.errors - before[0] == 2 and engine.prompts - before[1] == len(flat)
+    assert streamed == engine.complete(flat, params)
+    assert [c.ok for c in streamed] == [True, False, True, True, True, False]  # "" has a BOS
+    assert streamed[0].text and streamed[0].text == engine.generate([PROMPTS[0]], params)[0]
+    # vLLM without LLM.enqueue: one generate call, the same completions.
+    assert engine._generate_at_once(flat, params) == streamed
+
+
+def test_a_prompt_vllm_refuses_fails_alone(engine):
+    params = GenerationParams(max_tokens=4)
+    good = engine.tokenizer(PROMPTS[1])["input_ids"]
+    done = engine.complete([good, [10**7, 5], PROMPTS[2]], params)
+    assert done[0].ok and done[2].ok and not done[1].ok and done[1].error
+    assert done[0].text == engine.generate([PROMPTS[1]], params)[0]  # nothing left queued
+
+
 def test_prox_pipeline_through_vllm(samples_dir: Path, tiny_model_dir: Path, tmp_path: Path):
     table = pa.concat_tables(
         [
@@ -98,3 +136,17 @@ def test_prox_pipeline_through_vllm(samples_dir: Path, tiny_model_dir: Path, tmp
     chunk = report.stats.stages["02_prox_chunk"].counters
     assert doc["prompts"] == table.num_rows and doc["generation_errors"] == 0
     assert chunk["errors"] >= 1  # strict mode counts the garbage
+
+
+def test_a_failure_while_building_batches_leaves_nothing_queued(engine):
+    params = GenerationParams(max_tokens=4)
+
+    def batches():
+        yield [PROMPTS[0], PROMPTS[1]]
+        raise ValueError("prompt building failed")
+
+    with pytest.raises(ValueError, match="prompt building failed"):
+        engine.complete_stream(batches(), params)
+    assert engine.complete([PROMPTS[2]], params) == [
+        engine._generate_at_once([PROMPTS[2]], params)[0]
+    ]

@@ -7,11 +7,13 @@ a compatibility constant, not a tuning knob: the models were trained and run wit
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gristmill.refiners.prox.tokens import as_encoder
+from gristmill.refiners.prox.tokens import as_encoder, token_counts
 
 SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
 CONTEXT_LENGTH = 2048
@@ -29,7 +31,12 @@ def llama2_prompt(user: str, system: str = SYSTEM_PROMPT) -> str:
     trailing whitespace of the user text (the block starts with ``<<SYS>>``); leading
     whitespace of a document survives, as upstream.
     """
-    return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user.rstrip()} [/INST]"
+    return f"{llama2_opening(system)}{user.rstrip()} [/INST]"
+
+
+def llama2_opening(system: str = SYSTEM_PROMPT) -> str:
+    """What precedes the user text in :func:`llama2_prompt`."""
+    return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,111 @@ def build_doc_prompt(
 ) -> DocPrompt:
     """Single-document convenience wrapper around :func:`build_doc_prompts`."""
     return build_doc_prompts([text], tokenizer, max_tokens)[0]
+
+
+# The two numbers below are speed settings only: no id depends on them.
+
+#: Ids tokenized past the truncation point when only a prefix of a document is tokenized.
+#: Cutting the text changes only the tokens next to the cut (the pre-token it splits, a merge
+#: or two), so the first ``max_tokens`` ids of a prefix that yields this many more are those
+#: of the whole document. The tests cut real and adversarial text (long words, base64, CJK,
+#: whitespace runs, special tokens) character by character: 8 ids always sufficed.
+PREFIX_MARGIN_TOKENS = 256
+#: First guess of characters per token (English web text, Llama-2's vocabulary), replaced by
+#: what the documents themselves show once a batch has been built.
+CHARS_PER_TOKEN = 4.0
+#: Characters-per-token ratios of the last documents cut that the estimate is taken from.
+RATIOS_KEPT = 256
+
+
+class DocPromptBuilder:
+    """Doc-level prompts, equal to :func:`build_doc_prompts`, tokenizing only what is kept.
+
+    Upstream tokenizes whole documents and keeps the first ``max_tokens`` ids, so a
+    70,000-character page costs a 70,000-character tokenization for 2000 ids. Here each
+    document is tokenized up to a character prefix that yields at least
+    ``max_tokens + margin`` ids, or whole when it is shorter than that prefix; the ids kept
+    are the same (see :data:`PREFIX_MARGIN_TOKENS`), and so is ``truncated``.
+
+    The prefix length is ``(max_tokens + margin) * chars_per_token``. A prefix that yields
+    too few ids is grown from its own characters-per-token ratio and tokenized again, so a
+    wrong estimate costs time, never ids. After each batch the estimate becomes the 90th
+    percentile of the ratios of the last documents cut, so that most long documents of the
+    next batch need a single pass without tokenizing much more than they keep.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        max_tokens: int = DOC_MAX_PROMPT_TOKENS,
+        margin: int = PREFIX_MARGIN_TOKENS,
+        chars_per_token: float = CHARS_PER_TOKEN,
+    ) -> None:
+        if max_tokens <= 0 or margin <= 0 or chars_per_token <= 0:
+            raise ValueError("max_tokens, margin and chars_per_token must be > 0")
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.needed = max_tokens + margin
+        self.chars_per_token = chars_per_token
+        self.tokenized_chars = 0  # of document text, all passes and batches together
+        self._ratios: deque[float] = deque(maxlen=RATIOS_KEPT)
+        self._encoder = as_encoder(tokenizer)
+
+    def build(self, texts: Sequence[str]) -> list[DocPrompt]:
+        """The prompts of ``texts``, in order: one batched tokenizer call per pass."""
+        first = math.ceil(self.needed * self.chars_per_token)
+        ends = [min(len(t), first) for t in texts]
+        ids: list[list[int]] = [[] for _ in texts]
+        ratios: list[float] = []
+        todo = list(range(len(texts)))
+        while todo:
+            heads = [self._head(texts[i], ends[i]) for i in todo]
+            self.tokenized_chars += sum(ends[i] for i in todo)
+            retry = []
+            encoded = self._encoder.encode_batch(heads, add_special_tokens=False)
+            for i, row in zip(todo, encoded, strict=True):
+                whole = ends[i] >= len(texts[i])
+                if whole or len(row) >= self.needed:
+                    ids[i] = row
+                    if not whole:
+                        ratios.append(ends[i] / len(row))
+                else:
+                    ends[i] = self._grown(ends[i], len(row), len(texts[i]))
+                    retry.append(i)
+            todo = retry
+        self._learn(ratios)
+        return [
+            DocPrompt(
+                prompt=llama2_prompt(text),
+                token_ids=tuple(row[: self.max_tokens]),
+                truncated=len(row) > self.max_tokens,
+            )
+            for text, row in zip(texts, ids, strict=True)
+        ]
+
+    @staticmethod
+    def _head(text: str, end: int) -> str:
+        """The prompt of ``text`` cut at ``end``: only the cut text follows the opening.
+
+        Neither ``rstrip`` nor the closing ``[/INST]`` comes after a cut: in the whole
+        prompt they come after the rest of the text, and counting their ids would eat
+        into the margin.
+        """
+        if end >= len(text):
+            return llama2_prompt(text)
+        return llama2_opening() + text[:end]
+
+    def _grown(self, end: int, got: int, length: int) -> int:
+        """A longer prefix: the ratio seen so far, 10% and 64 characters to spare."""
+        estimate = math.ceil(end * self.needed / max(got, 1) * 1.1) + 64
+        return min(length, max(estimate, end + 64))
+
+    def _learn(self, ratios: list[float]) -> None:
+        """The 90th percentile of the last documents cut (one odd page moves it little)."""
+        if ratios:
+            self._ratios.extend(ratios)
+            recent = sorted(self._ratios)
+            self.chars_per_token = recent[(len(recent) - 1) * 9 // 10]
 
 
 def number_line(index: int, line: str) -> str:
@@ -158,7 +270,7 @@ def build_chunk_prompts_batch(
         for text in texts
     ]
     flat = [line for doc in numbered_docs for line in doc]
-    lengths = [len(ids) for ids in encoder.encode_batch(flat, add_special_tokens=True)]
+    lengths = token_counts(encoder, flat, add_special_tokens=True)
     out: list[list[Chunk]] = []
     offset = 0
     for numbered in numbered_docs:

@@ -20,9 +20,9 @@ instead of a model, so refinement runs on a CPU with no model at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +32,13 @@ from gristmill.core.filter import Filter, FilterParams, Verdict
 from gristmill.core.registry import register_stage
 from gristmill.core.resources import Resources
 from gristmill.core.stage import StageResult
-from gristmill.inference.base import Completion, GenerationParams, Generator, GeneratorConfig
+from gristmill.inference.base import (
+    Completion,
+    GenerationParams,
+    Generator,
+    GeneratorConfig,
+    Prompt,
+)
 from gristmill.inference.factory import check_options, create_generator
 from gristmill.refiners.prox.executor import (
     Branch,
@@ -48,8 +54,10 @@ from gristmill.refiners.prox.prompts import (
     CHUNK_TOKEN_BUDGET,
     DOC_MAX_NEW_TOKENS,
     DOC_MAX_PROMPT_TOKENS,
+    Chunk,
+    DocPrompt,
+    DocPromptBuilder,
     build_chunk_prompts_batch,
-    build_doc_prompts,
 )
 from gristmill.refiners.prox.rule_programmer import RuleProgrammer
 
@@ -61,6 +69,11 @@ STATUS = "prox_status"
 CHUNKS = "prox_chunks"
 TRUNCATED = "prox_doc_truncated"
 GEN_FAILED = "gen_failed"
+#: Documents per prompt-building slice: the first slice is small so that generation starts
+#: at once, the next ones double up to the last size, so per-call costs stay low.
+SLICES = (8, 16, 32, 64)
+
+T = TypeVar("T")
 
 
 class ProxStageParams(FilterParams):
@@ -199,12 +212,16 @@ class _ProxLevel(Filter):
         self._ready = False
 
     # -- the batch flow ---------------------------------------------------------------
-    def _generate(self, prompts: Sequence[Any], max_tokens: int) -> list[Completion]:
-        """All prompts of the batch in one call, greedy as upstream."""
+    def _generate(self, batches: Iterator[Sequence[Prompt]], max_tokens: int) -> list[Completion]:
+        """All prompts of the batch in one engine run, greedy as upstream.
+
+        ``batches`` builds the prompts slice by slice while the engine already generates
+        the slices before (see ``Generator.complete_stream``).
+        """
         assert self.generator is not None
         params = GenerationParams(max_tokens=max_tokens, temperature=0.0)
-        completions = self.generator.complete(prompts, params)
-        self.stats.count("prompts", len(prompts))
+        completions = self.generator.complete_stream(batches, params)
+        self.stats.count("prompts", len(completions))
         self.stats.count("generation_errors", sum(1 for c in completions if not c.ok))
         return completions
 
@@ -248,6 +265,16 @@ class _ProxLevel(Filter):
             self._pending = None
 
 
+def _slices(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items``, sized by :data:`SLICES`, the last size repeated."""
+    start, sizes = 0, iter(SLICES)
+    size = next(sizes)
+    while start < len(items):
+        yield items[start : start + size]
+        start += size
+        size = next(sizes, size)
+
+
 def _has_words(text: str | None) -> bool:
     return bool(text) and bool(text.split())  # type: ignore[union-attr]
 
@@ -266,7 +293,7 @@ class ProxDoc(_ProxLevel):
     params: ProxDocParams
     program_column = DOC_PROGRAM
     extra_field = pa.field(TRUNCATED, pa.bool_())
-    _head_chars: int | None = None
+    _doc_prompts: DocPromptBuilder | None = None
 
     def _refine(self, texts: list[str | None]) -> list[Outcome]:
         todo = [i for i, t in enumerate(texts) if _has_words(t)]
@@ -280,10 +307,10 @@ class ProxDoc(_ProxLevel):
             failed = [False] * len(docs)
             truncated = [None] * len(docs)
         else:
-            heads = [self._head(t) for t in docs]
-            prompts = build_doc_prompts(heads, self.tokenizer, self.params.max_prompt_tokens)
+            prompts: list[DocPrompt] = []
+            done = self._generate(self._token_ids(docs, prompts), self.params.max_new_tokens)
+            assert len(prompts) == len(done) == len(docs)  # the generator built them all
             self.stats.count("truncated_prompts", sum(p.truncated for p in prompts))
-            done = self._generate([p.token_ids for p in prompts], self.params.max_new_tokens)
             programs = [c.text.strip(" ") for c in done]
             failed = [not c.ok for c in done]
             truncated = [p.truncated for p in prompts]
@@ -295,22 +322,25 @@ class ProxDoc(_ProxLevel):
             out[i] = Outcome(texts[i], programs[k], errors, status, result.dropped, truncated[k])
         return out
 
-    def _head(self, text: str) -> str:
-        """The part of ``text`` that can reach the model: its first tokens only.
+    def teardown(self) -> None:
+        self._doc_prompts = None
+        super().teardown()
 
-        Upstream tokenizes whole documents and keeps the first ``max_prompt_tokens`` ids;
-        every token covers at most ``longest`` characters, so a prefix of
-        ``(max_prompt_tokens + margin) * longest`` characters already holds more tokens than
-        are kept, and the ids kept are the same (a cut only changes merges next to it).
-        Long documents then cost a bounded tokenization instead of a full one.
-        """
-        if self._head_chars is None:
-            vocab = getattr(self.tokenizer, "get_vocab", None)
-            longest = max((len(t) for t in vocab()), default=0) if callable(vocab) else 0
-            self._head_chars = (self.params.max_prompt_tokens + 256) * longest if longest else 0
-        if not self._head_chars or len(text) <= self._head_chars:
-            return text
-        return text[: self._head_chars]
+    def _token_ids(self, docs: list[str], built: list[DocPrompt]) -> Iterator[list[Prompt]]:
+        """The prompt ids of ``docs``, slice by slice; every prompt built is kept in ``built``."""
+        builder = self._builder()
+        for part in _slices(docs):
+            prompts = builder.build(part)
+            built.extend(prompts)
+            yield [p.token_ids for p in prompts]
+
+    def _builder(self) -> DocPromptBuilder:
+        """One builder per tokenizer, so its characters-per-token estimate carries over."""
+        builder = self._doc_prompts
+        if builder is None or builder.tokenizer is not self.tokenizer:
+            builder = DocPromptBuilder(self.tokenizer, self.params.max_prompt_tokens)
+            self._doc_prompts = builder
+        return builder
 
     def _rule_program(self, text: str) -> str:
         """Drop a document when the chunk rules would leave nothing worth keeping of it."""
@@ -341,10 +371,10 @@ class ProxChunk(_ProxLevel):
                 result = apply_chunk_programs(docs[k], span, programs, self.params.executor)
                 out[i] = self._outcome(texts[i], result, merge_chunk_programs(programs), 0, 1)
             return out
-        chunked = build_chunk_prompts_batch(docs, self.tokenizer, self.params.chunk_token_budget)
+        chunked: list[list[Chunk]] = []
+        done = self._generate(self._chunk_prompts(docs, chunked), self.params.max_new_tokens)
+        assert len(chunked) == len(docs)  # the generator built them all
         self.stats.count("oversized_chunks", sum(c.oversized for cs in chunked for c in cs))
-        flat = [c.prompt for chunks in chunked for c in chunks]
-        done = self._generate(flat, self.params.max_new_tokens)
         offset = 0
         for k, i in enumerate(todo):
             chunks = chunked[k]
@@ -356,6 +386,13 @@ class ProxChunk(_ProxLevel):
             merged = merge_chunk_programs(programs)
             out[i] = self._outcome(texts[i], result, merged, failed, len(chunks))
         return out
+
+    def _chunk_prompts(self, docs: list[str], chunked: list[list[Chunk]]) -> Iterator[list[Prompt]]:
+        """The chunk prompts of ``docs``, slice by slice; their chunks are kept in ``chunked``."""
+        for part in _slices(docs):
+            chunks = build_chunk_prompts_batch(part, self.tokenizer, self.params.chunk_token_budget)
+            chunked.extend(chunks)
+            yield [c.prompt for cs in chunks for c in cs]
 
     def _outcome(
         self, original: str | None, result: RefineResult, program: str, failed: int, chunks: int

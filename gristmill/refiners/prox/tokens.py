@@ -54,6 +54,13 @@ class _TokenizersEncoder:
         encodings = encode(list(texts), add_special_tokens=add_special_tokens)
         return [e.ids for e in encodings]
 
+    def count_batch(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
+        """Token counts, without building a list of ids per text (chunk packing needs no ids)."""
+        if not texts:
+            return []
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        return [len(e) for e in encode(list(texts), add_special_tokens=add_special_tokens)]
+
 
 class _HFEncoder:
     """Adapter for ``transformers`` tokenizers, whose batch API is ``__call__``.
@@ -80,6 +87,11 @@ class _HFEncoder:
         out = self._tok(list(texts), add_special_tokens=add_special_tokens)
         return [list(ids) for ids in out["input_ids"]]
 
+    def count_batch(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
+        if self._backend is not None:
+            return self._backend.count_batch(texts, add_special_tokens=add_special_tokens)
+        return [len(ids) for ids in self.encode_batch(texts, add_special_tokens)]
+
 
 class _GenericEncoder:
     """Fallback for any object with ``encode(text, add_special_tokens=...)``."""
@@ -94,6 +106,16 @@ class _GenericEncoder:
         self, texts: Sequence[str], add_special_tokens: bool = True
     ) -> list[list[int]]:
         return [self.encode(t, add_special_tokens=add_special_tokens) for t in texts]
+
+
+def token_counts(
+    encoder: TokenEncoder, texts: Sequence[str], add_special_tokens: bool = True
+) -> list[int]:
+    """How many tokens each text encodes to; cheaper than ids where the adapter can tell."""
+    count = getattr(encoder, "count_batch", None)
+    if callable(count):
+        return list(count(texts, add_special_tokens=add_special_tokens))
+    return [len(ids) for ids in encoder.encode_batch(texts, add_special_tokens=add_special_tokens)]
 
 
 def as_encoder(tokenizer: Any) -> TokenEncoder:

@@ -27,6 +27,7 @@ from gristmill.refiners.prox import (
     number_line,
     pack_lines,
 )
+from gristmill.refiners.prox.tokens import token_counts
 
 DATA = Path("/work/shared/data")
 ALICE = (DATA / "sources/books_gutenberg_11_alice_in_wonderland.txt").read_text(encoding="utf-8")
@@ -250,3 +251,21 @@ def test_transformers_tokenizer(bpe: Tokenizer) -> None:
     hf = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>")
     assert build_chunk_prompts(ALICE, hf) == build_chunk_prompts(ALICE, bpe)
     assert build_doc_prompt(ALICE, hf) == build_doc_prompt(ALICE, bpe)
+
+
+def test_token_counts_equal_id_lengths_for_every_adapter(bpe: Tokenizer) -> None:
+    transformers = pytest.importorskip("transformers")
+
+    class EncodeOnly:  # any object with ``encode`` is a tokenizer to the prompt builders
+        def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+            return bpe.encode(text, add_special_tokens=add_special_tokens).ids
+
+    lines = [number_line(i, line) for i, line in enumerate(_web_docs()[3].split("\n"))]
+    lines += ["", " ", "[000]"]
+    hf = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>")
+    for tokenizer in (bpe, hf, EncodeOnly()):
+        encoder = as_encoder(tokenizer)
+        for special in (True, False):
+            ids = encoder.encode_batch(lines, add_special_tokens=special)
+            assert token_counts(encoder, lines, special) == [len(i) for i in ids]
+    assert token_counts(as_encoder(bpe), []) == []

@@ -261,8 +261,21 @@ def test_doc_prompts_of_long_documents_equal_upstream_full_tokenization(
     texts = ["\n".join(c4[i : i + 40]) for i in range(0, 400, 40)]  # long real documents
     stage = ProxDoc(generator=tiny(tiny_model_dir))
     stage.tokenizer = tokenizer  # prompt building only; no model is loaded
-    heads = [stage._head(t) for t in texts]
-    assert sum(len(h) < len(t) for h, t in zip(heads, texts, strict=True)) >= 5
-    cut, full = build_doc_prompts(heads, tokenizer), build_doc_prompts(texts, tokenizer)
-    assert [(p.token_ids, p.truncated) for p in cut] == [(p.token_ids, p.truncated) for p in full]
-    assert all(p.truncated for p, h, t in zip(cut, heads, texts, strict=True) if h != t)
+    built: list = []
+    batches = list(stage._token_ids(texts, built))
+    assert [len(b) for b in batches] == [8, 2]  # built slice by slice
+    assert built == build_doc_prompts(texts, tokenizer)
+    assert [list(ids) for b in batches for ids in b] == [list(p.token_ids) for p in built]
+    assert sum(p.truncated for p in built) >= 5
+    assert stage._builder().tokenized_chars < sum(map(len, texts)) / 2  # heads only
+
+
+def test_prompt_slices_start_small_and_grow():
+    from gristmill.refiners.prox.stages import _slices
+
+    items = list(range(300))
+    parts = list(_slices(items))
+    assert [len(p) for p in parts] == [8, 16, 32, 64, 64, 64, 52]
+    assert [i for p in parts for i in p] == items
+    assert list(_slices([])) == []
+    assert [list(p) for p in _slices([1, 2])] == [[1, 2]]
