@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "int64_buffer.h"
+
 #define MOD (((uint64_t)1 << 61) - 1)
 /* Any base in [257, MOD) works; this one is arbitrary. */
 #define BASE ((uint64_t)0x0A3F5C7E91B2D4E7 % MOD)
@@ -408,28 +410,6 @@ static int64_t duplicate_chars(Work *w, int64_t n) {
 }
 
 /* -- the Python entry point ---------------------------------------------------------------- */
-
-/* A C-contiguous buffer of native int64 (TypeError otherwise). */
-static int int64_buffer(PyObject *object, const char *name, int writable, Py_buffer *view) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(object, view, flags) < 0) {
-        PyErr_Clear();
-        view->obj = NULL;
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous%s buffer of int64, not %.100s",
-                     name, writable ? " writable" : "", Py_TYPE(object)->tp_name);
-        return -1;
-    }
-    const char *format = view->format ? view->format : "B";
-    if (*format == '@' || *format == '=' || *format == '<') format++;
-    if (view->itemsize != 8 || (strcmp(format, "q") != 0 && strcmp(format, "l") != 0)) {
-        PyErr_Format(PyExc_TypeError, "%s must hold int64, not items of format '%s'", name,
-                     view->format ? view->format : "B");
-        PyBuffer_Release(view);
-        view->obj = NULL;
-        return -1;
-    }
-    return 0;
-}
 
 /* The n of every rule, each at least 1 (NULL with an exception otherwise). */
 static int64_t *sizes_of(PyObject *sequence, const char *name, Py_ssize_t *count) {
