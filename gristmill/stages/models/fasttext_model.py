@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gristmill.errors import ConfigError, GristmillError
+from gristmill.native.fasttext_predict import Model as NativeModel
 
 #: The distribution gristmill depends on for fastText: it trains as well as predicts.
 TRAINING_DISTRIBUTION = "fasttext-numpy2-wheel"
@@ -241,11 +242,7 @@ def _native_predictor(path: Path) -> Any | None:
     A corrupt file is refused here: fastText's own reader can crash the process on one.
     """
     try:
-        from gristmill.native.fasttext_predict import Model
-    except ImportError:  # a source tree whose extension was never built
-        return None
-    try:
-        return Model(str(path))
+        return NativeModel(str(path))
     except NotImplementedError:
         return None
     except (ValueError, OSError) as error:

@@ -19,13 +19,19 @@ from pydantic import Field
 
 from gristmill.core.filter import FilterParams
 from gristmill.core.registry import register_stage
+from gristmill.native.ngrams import gram_stats
 from gristmill.stages.filters.heuristics.base import (
     HeuristicFilter,
     HeuristicParams,
     first_reason,
     ratio,
 )
-from gristmill.stages.filters.heuristics.text import PY_WHITESPACE, batch_words, exact_words
+from gristmill.stages.filters.heuristics.text import (
+    PY_WHITESPACE,
+    batch_words,
+    exact_words,
+    word_list_array,
+)
 
 
 class GopherRepetitionParams(HeuristicParams):
@@ -61,20 +67,7 @@ def gram_chars(
     characters of repeated n-grams ``"".join(words[i:i+n])``, jumping n words past each
     repeat. A null list counts as no words.
     """
-    try:
-        from gristmill.native.ngrams import gram_stats
-    except ImportError as error:  # a source tree whose extensions were never built
-        raise ImportError(
-            "gopher_repetition needs the compiled gristmill.native.ngrams: install gristmill "
-            "(pip install -e .) where a C compiler is available"
-        ) from error
-    array = lists.to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    # The kernel reads int64 offsets (a no-op for what polars gives: large_list, large_string).
-    array = array.cast(pa.large_list(pa.large_string()))
-    if array.null_count:
-        array = array.fill_null(pa.scalar([], array.type))
+    array = word_list_array(lists, pa.large_string())  # the kernel reads int64 offsets
     words = array.values  # all of the child array; the list offsets index into it
     _, offsets, data = words.buffers()
     word_offsets = (

@@ -127,6 +127,21 @@ def words(texts: pl.Series) -> pl.Series:
     return pl.Series(texts.name, lists, dtype=pl.List(pl.String))
 
 
+def word_list_array(lists: pl.Series, value_type: pa.DataType) -> pa.LargeListArray:
+    """Word lists as one Arrow ``large_list`` of ``value_type``, a null list as no words.
+
+    polars holds words as string views, so ``pa.string_view()`` copies nothing; the C
+    kernels that read plain strings get ``pa.large_string()`` (one copy of the words).
+    """
+    array = lists.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_list(value_type))
+    if array.null_count:
+        array = array.fill_null(pa.scalar([], array.type))
+    return array
+
+
 def word_views(lists: pl.Series) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """The Arrow buffers of word lists, for the C kernels, without copying what polars holds:
     ``(doc_offsets, views, buffers)``. List ``d``'s words are words ``doc_offsets[d]`` to
@@ -134,13 +149,7 @@ def word_views(lists: pl.Series) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     views (uint8, from its first word on), ``buffers`` its data buffers. A null list has no
     words.
     """
-    array = lists.to_arrow(compat_level=pl.CompatLevel.newest())
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    # What polars holds already is this type (no copy); other types are converted.
-    array = array.cast(pa.large_list(pa.string_view()))
-    if array.null_count:
-        array = array.fill_null(pa.scalar([], array.type))
+    array = word_list_array(lists, pa.string_view())
     values = array.values  # all of the child array; the list offsets index into it
     buffers = values.buffers()
     views = (
