@@ -26,10 +26,11 @@ def throughput(stages_file: Path, workers: int, limit: int, scratch: Path) -> tu
     from distributed import Client
 
     from gristmill import Pipeline
-    from gristmill.core.config import DaskConfig, load_pipeline
+    from gristmill.executors.config import DaskConfig
     from gristmill.executors.dask import DaskExecutor
     from gristmill.executors.dask_cluster import local_cluster
     from gristmill.io import ParquetReader, ParquetWriter
+    from gristmill.runs.config import load_pipeline
 
     def pipeline(output: Path) -> Pipeline:
         return Pipeline(

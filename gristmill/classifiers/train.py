@@ -1,6 +1,6 @@
 """Train a binary fastText classifier from positive and negative document sets.
 
-This is the GLaM/DCLM recipe at small scale (filters_meco.md §3.1, §5.5): word bigrams
+This is the GLaM/DCLM recipe at small scale (Li et al., 2024, DataComp-LM): word bigrams
 (``wordNgrams=2``) with hashed buckets, classes balanced by downsampling the majority class,
 and a seeded held-out split on which precision, recall and ROC AUC are reported. Every random
 choice is seeded and fastText trains on one thread, so the same inputs give the same model.
@@ -18,10 +18,8 @@ import numpy as np
 from gristmill.classifiers.metrics import BinaryMetrics, binary_metrics
 from gristmill.core import columns
 from gristmill.errors import ConfigError
-from gristmill.io.base import Reader
-from gristmill.io.jsonl import JSONL_SUFFIXES, JsonlReader
-from gristmill.io.parquet import ParquetReader
-from gristmill.stages.models.fasttext_model import (
+from gristmill.io.formats import open_reader
+from gristmill.models.fasttext_model import (
     TrainingOptions,
     as_label,
     one_line,
@@ -29,17 +27,11 @@ from gristmill.stages.models.fasttext_model import (
 )
 
 
-def reader_for(path: str, text_column: str) -> Reader:
-    """A Parquet or JSONL reader of just the text, chosen by the file name."""
-    cls = JsonlReader if any(suffix in path for suffix in JSONL_SUFFIXES) else ParquetReader
-    return cls([path], columns=[], text_column=text_column)
-
-
 def read_texts(paths: Sequence[str], text_column: str = columns.TEXT) -> list[str]:
     """Every non-blank text of the given files, globs or directories, in order."""
     texts: list[str] = []
     for path in paths:
-        reader = reader_for(path, text_column)
+        reader = open_reader([path], columns=[], text_column=text_column)
         tasks = reader.plan()
         if not tasks:
             raise ConfigError(f"{path}: no Parquet or JSONL file found")

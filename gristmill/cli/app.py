@@ -1,7 +1,7 @@
 """The ``gristmill`` command: run, validate, stages, inspect (and the sub-apps of later stages).
 
-Exit codes: 0 success, 1 some tasks failed (the others completed), 2 a configuration or
-validation error stopped the run before any data flowed.
+Exit codes (``cli.errors``): 0 success, 1 some tasks failed (the others completed), 2 a
+configuration, input or output error stopped the run before any data flowed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from gristmill.core.config import load_pipeline
-from gristmill.errors import GristmillError
+from gristmill.cli.errors import EXIT_CONFIG, EXIT_FAILED, console, reported
+from gristmill.io.base import unreadable_inputs
 
 app = typer.Typer(
     name="gristmill",
@@ -22,15 +22,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-
-EXIT_FAILED_TASKS = 1
-EXIT_CONFIG = 2
-
-
-def _fail(error: GristmillError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False)
-    return typer.Exit(EXIT_CONFIG)
 
 
 @app.command()
@@ -66,8 +57,9 @@ def run(
 ) -> None:
     """Run a pipeline; a rerun resumes, skipping the tasks that completed."""
     from gristmill.executors.select import build_executor
+    from gristmill.runs.config import load_pipeline
 
-    try:
+    with reported():
         config = load_pipeline(pipeline)
         if input:
             config.input = config.input.model_copy(update={"paths": list(input)})
@@ -80,30 +72,47 @@ def run(
             workers=workers,
             scheduler=scheduler,
             slurm=slurm,
-            progress=not quiet,
         )
-        report = executor.run(built, limit=limit, overwrite=overwrite)
-    except GristmillError as error:
-        raise _fail(error) from None
-    if not quiet:
-        console.print(f"output: {report.output}  (stats: {report.output}/_run/stats.json)")
+        report = built.run(
+            executor=executor, limit=limit, overwrite=overwrite, progress=not quiet, console=console
+        )
     if not report.ok:
-        raise typer.Exit(EXIT_FAILED_TASKS)
+        if not quiet:
+            console.print(
+                f"incomplete: {report.output} holds the output of the tasks that succeeded; "
+                "fix or remove the failed inputs and run the same command again to finish",
+                highlight=False,
+            )
+        raise typer.Exit(EXIT_FAILED)
+    if not quiet:
+        console.print(
+            f"output: {report.output}  (stats: {report.output}/_run/stats.json)", highlight=False
+        )
 
 
 @app.command()
 def validate(pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")]) -> None:
-    """Check a pipeline file, its stages and parameters, and its input's columns."""
-    from gristmill.executors.run import validate_before_run
+    """Check a pipeline file, its stages and parameters, and every input file: that it can be
+    opened (a Parquet footer, a JSON Lines file's first lines) and has the columns needed."""
+    from gristmill.runs.config import load_pipeline
+    from gristmill.runs.passes import validate_inputs
 
-    try:
+    with reported():
         config = load_pipeline(pipeline)
         built = config.build()
         assert built.reader is not None
         tasks = built.reader.plan()
-        validate_before_run(built, tasks)
-    except GristmillError as error:
-        raise _fail(error) from None
+        unreadable = unreadable_inputs(built.reader, tasks)
+        validate_inputs(built, built.reader, tasks)
+    if unreadable:
+        for problem in unreadable:
+            console.print(f"[red]unreadable[/red] {problem}", highlight=False)
+        console.print(
+            f"{len(unreadable)} of {len({t.url for t in tasks})} input files cannot be read; "
+            "a run would fail their tasks and complete the others",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_CONFIG)
     console.print(
         f"[green]ok[/green]: {pipeline}: {len(built.stages)} stages, {len(tasks)} tasks over "
         f"{len({t.url for t in tasks})} input files"
@@ -115,10 +124,8 @@ def stages(name: Annotated[Optional[str], typer.Argument(help="a stage name")] =
     """List every stage, or show one stage's parameters, types, defaults and docs."""
     from gristmill.cli.stages import print_stages
 
-    try:
+    with reported():
         print_stages(name, Console())
-    except GristmillError as error:
-        raise _fail(error) from None
 
 
 @app.command()
@@ -129,10 +136,8 @@ def inspect(
     """Schema, row count, null counts and a few documents of each file."""
     from gristmill.cli.inspect import inspect_path
 
-    try:
+    with reported():
         inspect_path(path, show=show, console=Console())
-    except GristmillError as error:
-        raise _fail(error) from None
 
 
 def _mount_subcommands() -> None:

@@ -9,20 +9,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from gristmill.core import columns
-from gristmill.io.base import Reader
-from gristmill.io.jsonl import JSONL_SUFFIXES, JsonlReader
-from gristmill.io.parquet import ParquetReader
-
-
-def reader_for(path: str) -> Reader:
-    if any(suffix in path for suffix in JSONL_SUFFIXES):
-        return JsonlReader(path)
-    return ParquetReader(path)
+from gristmill.io.formats import open_reader
 
 
 def inspect_path(path: str, *, show: int, console: Console) -> None:
     """Schema, row count, null counts per column and the first few documents of every file."""
-    reader = reader_for(path)
+    reader = open_reader(path)
     for task in reader.plan():
         rows = 0
         nulls: dict[str, int] = {}

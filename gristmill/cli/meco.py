@@ -1,7 +1,8 @@
-"""``gristmill meco plan``: the first pass MeCo needs over a whole run (see ``meco_plan``).
+"""``gristmill meco plan``: MeCo's whole-run summary made ahead of a run, as a plan file.
 
 Run it on the documents that will reach the ``meco`` stage (usually a curated output), then
-give the plan to the stage: ``- meco: {plan: meco_plan.json}``.
+give the plan to the stage: ``- meco: {plan: meco_plan.json}``; several runs can share it.
+Within a pipeline the stage makes the same plan itself, as its corpus-wide phase.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from gristmill.errors import GristmillError
-from gristmill.export.run import curated_files
-from gristmill.io.parquet import ParquetReader
-from gristmill.stages.taggers.meco_plan import plan_from_reader
-
-EXIT_CONFIG = 2
+from gristmill.cli.errors import reported
+from gristmill.io.formats import open_reader
+from gristmill.stages.taggers.meco_plan import MecoPlan, plan_from_tables
 
 meco_app = typer.Typer(
     help="MeCo metadata conditioning: plan the cooldown split and the host counts of a run.",
@@ -42,21 +40,28 @@ def plan_command(
 ) -> None:
     """Count tokens per id-hash bin and hosts over the run; write the MeCo plan."""
     console = Console(stderr=True)
-    try:
-        # a curated output's _rejects/ are not what the meco stage will see
-        reader = ParquetReader(curated_files(list(inputs)))
-        plan = plan_from_reader(
-            reader, seed=seed, cooldown_fraction=cooldown_fraction, tokenizer=tokenizer
+    with reported():
+        # a curated output's _run/ and _rejects/ are never listed as its data
+        plan = plan_from_inputs(
+            list(inputs), seed=seed, cooldown_fraction=cooldown_fraction, tokenizer=tokenizer
         )
         plan.save(output)
-    except GristmillError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(EXIT_CONFIG) from None
     console.print(
         f"{output}: {plan.docs_total} documents, {plan.tokens_total} tokens; cooldown "
         f"{plan.docs_cooldown} documents, {plan.cooldown_share:.2%} of tokens "
         f"(target {cooldown_fraction:.0%}); {len(plan.host_counts)} hosts",
         highlight=False,
+    )
+
+
+def plan_from_inputs(
+    inputs: list[str], *, seed: int, cooldown_fraction: float, tokenizer: str | None
+) -> MecoPlan:
+    """The plan over every document of the inputs (what will reach the ``meco`` stage)."""
+    reader = open_reader(inputs)
+    tables = (table for task in reader.plan() for table in reader.read(task))
+    return plan_from_tables(
+        tables, seed=seed, cooldown_fraction=cooldown_fraction, tokenizer=tokenizer
     )
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from gristmill.classifiers.train import ClassifierConfig, TrainingResult, train_classifier
 from gristmill.errors import GristmillError
-from gristmill.stages.models.fasttext_model import TrainingOptions
+from gristmill.models.fasttext_model import TrainingOptions
 
 EXIT_CONFIG = 2
 

@@ -26,10 +26,17 @@ class FilterParams(StageParams):
 
 @dataclass
 class Verdict:
-    """Which rows to keep; ``reasons`` optionally says, per row, why a dropped row goes."""
+    """Which rows to keep; ``reasons`` optionally says, per row, why a dropped row goes.
+
+    A filter that edits what it keeps in the same pass (C4's line removal, ProX programs)
+    returns the edited batch as ``edited`` (same rows, same order), instead of passing hidden
+    state between methods; kept rows go on and dropped rows go to the rejects from it (a
+    filter that wants its rejects as they came leaves those rows unedited there).
+    """
 
     keep: pa.BooleanArray
     reasons: pa.Array | None = None
+    edited: pa.Table | None = None
 
 
 class Filter(Stage):
@@ -68,17 +75,19 @@ class Filter(Stage):
         """Drop (or annotate) by a verdict, counting drops by reason."""
         # A null decision is a drop: a filter that cannot say yes does not keep the row.
         keep = pc.fill_null(verdict.keep, False)
-        if len(keep) != batch.num_rows:
+        edited = batch if verdict.edited is None else verdict.edited
+        if len(keep) != batch.num_rows or edited.num_rows != batch.num_rows:
             raise ValueError(
-                f"filter {self.name!r} returned {len(keep)} decisions for {batch.num_rows} rows"
+                f"filter {self.name!r} returned {len(keep)} decisions and {edited.num_rows} "
+                f"edited rows for {batch.num_rows} rows"
             )
         if self.params.mode == "annotate":
-            return StageResult(batch.append_column(self.keep_column, keep))
+            return StageResult(edited.append_column(self.keep_column, keep))
         dropped = pc.invert(keep)
         reasons = verdict.reasons
         if reasons is None:
             reasons = pa.repeat(pa.scalar(self.drop_reason), batch.num_rows)
-        rejected = batch.filter(dropped)
+        rejected = edited.filter(dropped)
         dropped_reasons = pc.fill_null(pc.filter(reasons, dropped), self.drop_reason)
         self.stats.dropped.update(dropped_reasons.to_pylist())
-        return StageResult(batch.filter(keep), rejected, dropped_reasons)
+        return StageResult(edited.filter(keep), rejected, dropped_reasons)

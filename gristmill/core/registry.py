@@ -21,11 +21,10 @@ StageClass = TypeVar("StageClass", bound=type[Stage])
 _STAGES: dict[str, type[Stage]] = {}
 
 #: Modules, and packages whose every module, registers built-in stages when imported.
-BUILTIN_MODULES: tuple[str, ...] = ("gristmill.io.datatrove",)
+BUILTIN_MODULES: tuple[str, ...] = ("gristmill.adapters.datatrove_in_gristmill",)
 BUILTIN_PACKAGES: tuple[str, ...] = (
     "gristmill.stages",
     "gristmill.refiners",
-    "gristmill.instructions",
 )
 
 _loaded = False
@@ -54,12 +53,7 @@ def load_builtin_stages() -> None:
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
     for package_name in BUILTIN_PACKAGES:
-        try:
-            package = importlib.import_module(package_name)
-        except ModuleNotFoundError as error:
-            if error.name == package_name:
-                continue
-            raise
+        package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
             importlib.import_module(info.name)
     for entry in entry_points(group="gristmill.stages"):

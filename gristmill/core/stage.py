@@ -1,4 +1,4 @@
-"""The stage contract (DESIGN.md §3): a named, parameterised transform of Arrow batches.
+"""The stage contract: a named, parameterised transform of Arrow batches.
 
 A stage declares the columns it reads and adds, so a pipeline is checked before any data
 flows; it loads its models in ``setup`` (once per worker process) and keeps no state across
@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gristmill.core.phase import CorpusPhase, PhaseResult, TaskInfo
 from gristmill.core.resources import Resources
 from gristmill.core.stats import StageStats
 from gristmill.errors import ConfigError
@@ -57,8 +58,6 @@ class Stage:
     requires: tuple[str, ...] = ()
     #: What each worker needs to run it.
     resources: Resources = Resources()
-    #: True only for stages that keep state across batches (samplers, percentile cuts).
-    stateful: ClassVar[bool] = False
 
     def __init__(self, params: StageParams | Mapping[str, Any] | None = None, **kwargs: Any):
         self.params = self._build_params(params, kwargs)
@@ -99,29 +98,22 @@ class Stage:
     def teardown(self) -> None:
         """Release what ``setup`` took (GPU memory, server connections)."""
 
-    # -- run-wide statistics (a barrier: percentile cuts need the whole run's distribution) ---
-    @property
-    def needs_run_statistics(self) -> bool:
-        """True when ``process`` needs a summary of the whole run's input first.
+    # -- corpus-wide phases (see gristmill.core.phase) -------------------------------------
+    def corpus_phase(self) -> CorpusPhase | None:
+        """The MapReduce over the whole run this stage needs before deciding, if any.
 
-        The executor then runs everything before this stage over every task, calls ``observe``
-        on every batch this stage would see, merges the summaries, hands the result to
-        ``apply_run_statistics`` and only then runs this stage (see executors/prepass.py).
+        When a stage returns one, the run driver runs it over the stage's input (every task),
+        hands the result to ``use_phase_result`` and only then streams the stage's pass.
         """
-        return False
+        return None
 
-    def observe(self, batch: pa.Table) -> Any:
-        """A JSON-able summary of one batch of this stage's input (only ``requires`` is read)."""
-        raise NotImplementedError(f"stage {self.name!r} does not implement observe()")
+    def use_phase_result(self, result: PhaseResult) -> None:
+        """Take the finished phase's decision (and per-document rows) before the pass."""
+        raise NotImplementedError(f"stage {self.name!r} does not implement use_phase_result()")
 
-    def merge_observations(self, summaries: list[Any]) -> Any:
-        """Fold summaries (of batches, tasks or workers) into one; must be order-independent."""
-        raise NotImplementedError(f"stage {self.name!r} does not implement merge_observations()")
-
-    def apply_run_statistics(self, summary: Any) -> dict[str, Any]:
-        """Take the merged summary of the whole run; return a JSON description of the decision
-        (e.g. the cut), which is saved in OUTPUT/_run/ and goes into the run's fingerprint."""
-        raise NotImplementedError(f"stage {self.name!r} does not implement apply_run_statistics()")
+    def start_task(self, task: TaskInfo) -> None:
+        """A new task begins (its batches follow in order); stages with per-document phase
+        rows fetch their task's rows here."""
 
     # -- used by the pipeline runner -------------------------------------------------------
     def run_batch(self, batch: pa.Table) -> StageResult:

@@ -88,9 +88,12 @@ class PipelineStats:
 
     stages: dict[str, StageStats] = field(default_factory=dict)
     tasks: int = 0
+    #: Input rows no reader could read (invalid UTF-8, malformed JSON): set aside in the rejects.
+    unreadable: int = 0
 
     def merge(self, other: PipelineStats) -> None:
         self.tasks += other.tasks
+        self.unreadable += other.unreadable
         for key, stats in other.stages.items():
             if key in self.stages:
                 self.stages[key].merge(stats)
@@ -107,11 +110,16 @@ class PipelineStats:
         return total
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tasks": self.tasks, "stages": {k: s.to_dict() for k, s in self.stages.items()}}
+        return {
+            "tasks": self.tasks,
+            "unreadable": self.unreadable,
+            "stages": {k: s.to_dict() for k, s in self.stages.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineStats:
         return cls(
             stages={k: StageStats.from_dict(v) for k, v in data.get("stages", {}).items()},
             tasks=int(data.get("tasks", 0)),
+            unreadable=int(data.get("unreadable", 0)),
         )

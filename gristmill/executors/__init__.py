@@ -1,7 +1,6 @@
-"""Executors run a pipeline's shard tasks: in-process, in a process pool, or on Dask."""
+"""Executors: backends that map a function over items on workers (see ``executors.base``)."""
 
-from gristmill.executors.base import RunReport, TaskFailure
+from gristmill.executors.base import Executor, Lost
 from gristmill.executors.local import LocalExecutor
-from gristmill.executors.run import Executor
 
-__all__ = ["Executor", "LocalExecutor", "RunReport", "TaskFailure"]
+__all__ = ["Executor", "LocalExecutor", "Lost"]

@@ -1,144 +1,86 @@
-"""What every executor shares: running one shard task, and the report of a whole run.
+"""The executor contract: map a function over items on workers, and nothing more.
 
-``run_task`` is the one place where a task reads, transforms and writes, so the local and the
-Dask executors cannot drift apart in what "done" means: output renamed into place first,
-completion marker second.
+An executor knows nothing of pipelines, shards or outputs. It runs ``fn(shared, item)`` for
+every item, where ``shared`` (a stage chain, say) travels to each worker once and is kept
+there, so that models load once per worker process, not once per item. Functions are expected
+to report their own failures in what they return; an executor only adds what a function
+cannot say itself: that its worker died (killed, out of memory) on every attempt, or that it
+raised. Outcomes come back in the order of the items, and ``on_done`` hears of each one as it
+finishes, for progress displays.
 """
 
 from __future__ import annotations
 
-import time
 import traceback
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-import pyarrow as pa
+from gristmill.core.resources import Resources
 
-from gristmill.core.pipeline import Pipeline, Rejected
-from gristmill.core.stats import PipelineStats
-from gristmill.errors import ConfigError, GristmillError
-from gristmill.executors.layout import OutputLayout
-from gristmill.io.base import ShardTask
-from gristmill.io.parquet import ParquetWriter, TaskWriter
-
-DROP_STAGE = "drop_stage"
-DROP_REASON = "drop_reason"
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 
-@dataclass
-class TaskResult:
-    """What a worker sends back: small and picklable, never the data itself."""
+@dataclass(frozen=True)
+class Lost:
+    """No outcome came back for an item: its worker kept dying, or the function raised."""
 
-    task_id: str
-    url: str
-    ok: bool
-    stats: dict[str, Any] | None = None
-    error: str | None = None
-    details: str | None = None
-    docs_in: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class TaskFailure:
-    task_id: str
-    url: str
     error: str
     details: str | None = None
 
-
-@dataclass
-class RunReport:
-    """The outcome of a run: merged stats of every completed task, and what failed."""
-
-    output: str
-    stats: PipelineStats
-    tasks_total: int
-    tasks_run: int
-    tasks_skipped: int
-    failures: list[TaskFailure] = field(default_factory=list)
-    docs_read: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
+    @classmethod
+    def from_exception(cls, error: BaseException) -> Lost:
+        return cls(f"{type(error).__name__}: {error}", traceback.format_exc())
 
 
-def rejects_schema(output_schema: pa.Schema) -> pa.Schema:
-    fields = [f.with_nullable(True) for f in output_schema]
-    fields += [pa.field(DROP_STAGE, pa.string()), pa.field(DROP_REASON, pa.string())]
-    return pa.schema(fields)
-
-
-def _write_rejects(writer: TaskWriter, rejected: list[Rejected]) -> None:
-    for part in rejected:
-        table = part.table.append_column(
-            DROP_STAGE, pa.repeat(pa.scalar(part.stage), part.table.num_rows)
-        ).append_column(DROP_REASON, part.reasons.cast(pa.string()))
-        writer.write(table)
-
-
-def execute_task(
-    pipeline: Pipeline, task: ShardTask, layout: OutputLayout, fingerprint: str, limit: int | None
-) -> tuple[PipelineStats, int]:
-    """Read, transform and write one task; raise on any problem, leaving nothing behind.
-
-    Returns the task's stats and the number of documents it read.
-    """
-    reader, writer = pipeline.reader, pipeline.writer
-    if reader is None or writer is None:
-        raise ConfigError("the pipeline needs a reader and a writer to run tasks")
-    input_schema = reader.schema(task)
-    output_schema = pipeline.validate(input_schema, source=task.url)
-    pipeline.setup()
-    pipeline.start_task()
-    with ExitStack() as stack:
-        output = stack.enter_context(writer.open(task, output_schema))
-        rejects: TaskWriter | None = None
-        docs_read = 0
-        for table in reader.read(task, limit):
-            docs_read += table.num_rows
-            kept, rejected = pipeline.apply(table)
-            output.write(kept)
-            if pipeline.rejects and rejected:
-                if rejects is None:
-                    # Opened on the first drop, so a task that drops nothing leaves no file.
-                    rejects_writer = ParquetWriter(layout.rejects, compression=writer.compression)
-                    rejects = stack.enter_context(
-                        rejects_writer.open(task, rejects_schema(output_schema))
-                    )
-                _write_rejects(rejects, rejected)
-    stats = pipeline.finish_task()
-    layout.write_marker(task, fingerprint, stats)
-    return stats, docs_read
-
-
-def run_task(
-    pipeline: Pipeline, task: ShardTask, layout: OutputLayout, fingerprint: str, limit: int | None
-) -> TaskResult:
-    """``execute_task`` with every error caught and described, for isolation between tasks."""
-    started = time.perf_counter()
-    try:
-        stats, docs_read = execute_task(pipeline, task, layout, fingerprint, limit)
-    except GristmillError as error:
-        pipeline.finish_task()
-        return TaskResult(task.task_id, task.url, False, error=str(error))
-    except Exception as error:  # noqa: BLE001 - one bad task must not stop the others
-        pipeline.finish_task()
-        return TaskResult(
-            task.task_id,
-            task.url,
-            False,
-            error=f"{task.url}: {type(error).__name__}: {error}",
-            details=traceback.format_exc(),
-        )
-    return TaskResult(
-        task.task_id,
-        task.url,
-        True,
-        stats=stats.to_dict(),
-        docs_in=docs_read,
-        seconds=time.perf_counter() - started,
+def worker_died(attempts: int) -> Lost:
+    return Lost(
+        f"the worker process died while running this (killed, or out of memory), "
+        f"on each of {attempts} attempts"
     )
+
+
+#: ``fn(shared, item)``: a picklable, module-level function (or a partial of one).
+MapFunction = Callable[[Any, Any], Any]
+DoneCallback = Callable[[int, Any], None]
+
+
+class Executor(ABC):
+    """Runs ``fn(shared, item)`` over items: in this process, a process pool, or Dask."""
+
+    #: True when the work runs in other processes (which re-import the caller's script).
+    spawns_processes: bool = False
+    #: Who hears what the executor has to tell the user (a cluster's dashboard address).
+    listener: Callable[[str], None] | None = None
+
+    def announce(self, message: str) -> None:
+        if self.listener is not None:
+            self.listener(message)
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep the workers (a pool, a cluster) alive across several ``map`` calls."""
+        yield
+
+    @abstractmethod
+    def map(
+        self,
+        fn: MapFunction,
+        items: Sequence[Any],
+        *,
+        shared: Any = None,
+        resources: Resources | None = None,
+        on_done: DoneCallback | None = None,
+    ) -> list[Any]:
+        """``fn(shared, item)`` for every item; a ``Lost`` where no outcome came back."""
+
+
+def call(fn: MapFunction, shared: Any, item: Any) -> Any:
+    """Run one item, turning an exception into ``Lost`` so one item cannot stop the others."""
+    try:
+        return fn(shared, item)
+    except Exception as error:  # noqa: BLE001 - reported with the item, the others go on
+        return Lost.from_exception(error)

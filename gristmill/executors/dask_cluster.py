@@ -11,14 +11,15 @@ task down with it).
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 import dask
 
-from gristmill.core.config import DaskConfig, SlurmConfig
 from gristmill.errors import ConfigError
+from gristmill.executors.config import DaskConfig, SlurmConfig
 
 #: The worker resource GPU stages ask for; workers with GPUs advertise it.
 GPU_RESOURCE = "GPU"
@@ -120,6 +121,11 @@ def slurm_cluster(config: DaskConfig) -> Any:
         raise ConfigError(
             "the Slurm cluster needs dask-jobqueue: pip install 'gristmill[dask]'"
         ) from None
+    if shutil.which("sbatch") is None:
+        raise ConfigError(
+            "the Slurm cluster needs Slurm's sbatch, which is not on PATH here: run on a Slurm "
+            "login node, or choose another executor (--executor local, or --scheduler ADDRESS)"
+        )
     slurm = config.slurm or SlurmConfig()
     with _scheduler_settings():
         cluster = SLURMCluster(**slurm_cluster_kwargs(slurm, config))

@@ -1,131 +1,170 @@
-"""The local executor: a process pool over shard tasks, or in-process when ``workers=1``.
+"""The local executor: a process pool on this machine, or this process when ``workers=1``.
 
-Workers are started with ``spawn`` (safe next to threads, CUDA and vLLM); each receives the
-pipeline once and sets its stages up once, then runs many tasks. A worker that dies (killed,
-out of memory) breaks the pool: its unfinished tasks are retried in a fresh pool, and a task
-that keeps killing workers is reported as failed while every other task completes.
+Workers are started with ``spawn`` (safe next to threads, CUDA and vLLM) and live for the
+whole session, so a worker sets a stage chain up once and reuses it for every item of every
+pass. Each worker watches the process that started it and exits when it is gone: a driver
+killed with ``kill -9`` leaves no worker behind to go on writing. A worker that dies (killed,
+out of memory) breaks the pool; its unfinished items are retried one by one in fresh pools,
+so that an item that keeps killing workers is found and reported while every other completes.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+import os
+import pickle
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any
 
-from gristmill.core.pipeline import Pipeline
-from gristmill.executors.base import TaskResult, run_task
-from gristmill.executors.layout import OutputLayout
-from gristmill.executors.progress import RunProgress
-from gristmill.executors.run import Executor, Item, Outcome, PreparedRun
-from gristmill.io.base import ShardTask
+from gristmill.core.resources import Resources
+from gristmill.executors.base import (
+    DoneCallback,
+    Executor,
+    Lost,
+    MapFunction,
+    call,
+    worker_died,
+)
+from gristmill.executors.shared import digest, shared_object
 
-_worker_pipeline: Pipeline | None = None
+#: How often a worker checks that the process that started it is still there.
+PARENT_CHECK_SECONDS = 0.5
 
 
-def _init_worker(pipeline: Pipeline) -> None:
-    global _worker_pipeline
-    _worker_pipeline = pipeline
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)  # the driver is gone: nothing of its run may go on writing
 
 
-def _run_in_worker(
-    task: ShardTask, layout: OutputLayout, fingerprint: str, limit: int | None
-) -> TaskResult:
-    assert _worker_pipeline is not None, "worker was not initialised with a pipeline"
-    return run_task(_worker_pipeline, task, layout, fingerprint, limit)
+def _start_worker(parent: int) -> None:
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _run_in_worker(key: str, blob: bytes, fn: MapFunction, item: Any) -> Any:
+    return call(fn, shared_object(key, blob, pickle.loads), item)
 
 
 class LocalExecutor(Executor):
-    """Runs tasks on this machine; ``retries`` bounds how often a task may kill a worker."""
+    """Runs items on this machine; ``retries`` bounds how often an item may kill a worker."""
 
-    def __init__(self, workers: int = 1, *, progress: bool = True, retries: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, retries: int = 1) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
-        self.progress = progress
         self.retries = retries
+        self._pool: ProcessPoolExecutor | None = None
+        self._in_session = False
 
-    def map_tasks(self, fn: Callable[[Item], Outcome], items: Sequence[Item]) -> list[Outcome]:
-        if self.workers == 1 or len(items) <= 1:
-            return [fn(item) for item in items]
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(items)), mp_context=context
-        ) as pool:
-            return list(pool.map(fn, items))
+    @property
+    def spawns_processes(self) -> bool:  # type: ignore[override]
+        return self.workers > 1
 
-    def execute(self, prepared: PreparedRun, progress: RunProgress) -> list[TaskResult]:
-        if self.workers == 1 or len(prepared.pending) <= 1:
-            return self._run_in_process(prepared, progress)
-        return self._run_in_pool(prepared, progress)
+    # -- the pool's lifetime -------------------------------------------------------------
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
 
-    def _run_in_process(self, prepared: PreparedRun, progress: RunProgress) -> list[TaskResult]:
-        pipeline = prepared.pipeline
-        results = []
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        if self._in_session:
+            yield
+            return
+        self._in_session = True
         try:
-            for task in prepared.pending:
-                result = run_task(
-                    pipeline, task, prepared.layout, prepared.fingerprint, prepared.limit
-                )
-                results.append(result)
-                progress.advance(result.docs_in)
+            yield
         finally:
-            pipeline.teardown()
-        return results
+            self._in_session = False
+            self._close_pool()
 
-    def _run_in_pool(self, prepared: PreparedRun, progress: RunProgress) -> list[TaskResult]:
-        """One pool for all tasks; then each task whose worker died runs alone, to find it."""
-        results: list[TaskResult] = []
-        crashed = self._pool_pass(prepared, prepared.pending, results, progress, self.workers)
-        for task in crashed:
+    def _session_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._new_pool(self.workers)
+        return self._pool
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # -- mapping -------------------------------------------------------------------------
+    def map(
+        self,
+        fn: MapFunction,
+        items: Sequence[Any],
+        *,
+        shared: Any = None,
+        resources: Resources | None = None,
+        on_done: DoneCallback | None = None,
+    ) -> list[Any]:
+        outcomes: list[Any] = [None] * len(items)
+        if self.workers == 1:
+            for index, item in enumerate(items):
+                outcomes[index] = call(fn, shared, item)
+                if on_done is not None:
+                    on_done(index, outcomes[index])
+            return outcomes
+        if not items:
+            return outcomes
+        blob = pickle.dumps(shared)
+        work = (digest(blob), blob, fn)
+        with self.session():
+            crashed = self._pool_pass(
+                self._session_pool(), work, items, range(len(items)), outcomes, on_done
+            )
+            if crashed:
+                self._close_pool()  # broken: the next map starts a fresh one
+        for index in crashed:
             for _attempt in range(self.retries):
-                if not self._pool_pass(prepared, [task], results, progress, 1):
-                    break
+                with self._new_pool(1) as alone:
+                    if not self._pool_pass(alone, work, items, [index], outcomes, on_done):
+                        break
             else:
-                results.append(
-                    TaskResult(
-                        task.task_id,
-                        task.url,
-                        False,
-                        error=f"{task.url}: the worker process died while running this task "
-                        f"(killed, or out of memory), {self.retries + 1} times",
-                    )
-                )
-                progress.advance(0)
-        return results
+                outcomes[index] = worker_died(self.retries + 1)
+                if on_done is not None:
+                    on_done(index, outcomes[index])
+        return outcomes
 
     def _pool_pass(
         self,
-        prepared: PreparedRun,
-        tasks: list[ShardTask],
-        results: list[TaskResult],
-        progress: RunProgress,
-        workers: int,
-    ) -> list[ShardTask]:
-        """Run tasks in one pool; return those whose worker died before they finished."""
-        context = multiprocessing.get_context("spawn")
-        crashed: list[ShardTask] = []
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(prepared.pipeline,),
-        ) as pool:
-            futures: dict[Future[TaskResult], ShardTask] = {
-                pool.submit(
-                    _run_in_worker, task, prepared.layout, prepared.fingerprint, prepared.limit
-                ): task
-                for task in tasks
+        pool: ProcessPoolExecutor,
+        work: tuple[str, bytes, MapFunction],
+        items: Sequence[Any],
+        indices: Sequence[int],
+        outcomes: list[Any],
+        on_done: DoneCallback | None,
+    ) -> list[int]:
+        """Run items in a pool; return the indices of those whose worker died."""
+        key, blob, fn = work
+        try:
+            futures: dict[Future[Any], int] = {
+                pool.submit(_run_in_worker, key, blob, fn, items[i]): i for i in indices
             }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        crashed.append(futures[future])
-                        continue
-                    results.append(result)
-                    progress.advance(result.docs_in)
-        return crashed
+        except BrokenProcessPool:
+            return list(indices)
+        crashed: list[int] = []
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = futures[future]
+                try:
+                    outcomes[index] = future.result()
+                except BrokenProcessPool:
+                    crashed.append(index)
+                    continue
+                except Exception as error:  # noqa: BLE001 - e.g. an unpicklable outcome
+                    outcomes[index] = Lost.from_exception(error)
+                if on_done is not None:
+                    on_done(index, outcomes[index])
+        return sorted(crashed)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gristmill.core.config import DaskConfig, ExecutorConfig, SlurmConfig
 from gristmill.errors import ConfigError
-from gristmill.executors.run import Executor
+from gristmill.executors.base import Executor
+from gristmill.executors.config import DaskConfig, ExecutorConfig, SlurmConfig
 
 
 def build_executor(
@@ -14,7 +14,6 @@ def build_executor(
     workers: int | None = None,
     scheduler: str | None = None,
     slurm: bool = False,
-    progress: bool = True,
 ) -> Executor:
     """The executor to run with; ``--scheduler`` or ``--slurm`` imply the Dask executor."""
     kind = executor_type or ("dask" if scheduler or slurm else config.type)
@@ -27,7 +26,7 @@ def build_executor(
             raise ConfigError("--scheduler and --slurm need the dask executor")
         from gristmill.executors.local import LocalExecutor
 
-        return LocalExecutor(workers=workers or config.workers, progress=progress)
+        return LocalExecutor(workers=workers or config.workers)
 
     from gristmill.executors.dask import DaskExecutor
 
@@ -42,4 +41,4 @@ def build_executor(
         )
     # A local config of one worker still means a cluster of workers, not one process.
     count = workers or (config.workers if config.type == "dask" else 2)
-    return DaskExecutor(dask_config, workers=count, progress=progress)
+    return DaskExecutor(dask_config, workers=count)

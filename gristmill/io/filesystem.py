@@ -1,15 +1,20 @@
 """Local paths, globs and fsspec URLs behind one small API, plus atomic writes.
 
-Output is always written under a temporary name and renamed into place, so a reader (or a
-resumed run) never sees half a file.
+Everything gristmill writes goes through ``atomic_output``: written under a temporary name and
+renamed into place, so a reader (or a resumed run) never sees half a file. Names starting
+with ``_`` or ``.`` are a run's bookkeeping (``_run/``, ``_rejects/``, temporaries): listing
+a directory's data files leaves them out at any depth.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -40,6 +45,11 @@ def full_url(fs: AbstractFileSystem, path: str) -> str:
     return str(fs.unstrip_protocol(path)) if _has_protocol(fs) else path
 
 
+def is_local(url: str) -> bool:
+    fs, _path = filesystem(url)
+    return not _has_protocol(fs)
+
+
 def _has_protocol(fs: AbstractFileSystem) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol not in ("file", "local")
@@ -51,69 +61,126 @@ def _root_of(pattern: str) -> str:
     return posixpath.dirname(pattern[:cut])
 
 
-def expand_inputs(patterns: list[str], suffixes: tuple[str, ...]) -> list[InputFile]:
-    """Every file matching the patterns (files, directories or globs), sorted, de-duplicated.
+def is_bookkeeping(relative: str) -> bool:
+    """True for a path that lies under, or is, a name starting with ``_`` or ``.``."""
+    return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
 
-    A directory stands for the files in it (recursively) with one of ``suffixes``.
+
+def expand_inputs(patterns: list[str], suffixes: tuple[str, ...]) -> list[InputFile]:
+    """Every data file matching the patterns (files, directories or globs), sorted, unique.
+
+    A directory stands for its files (at any depth) with one of ``suffixes``; bookkeeping
+    names (``_run``, ``_rejects``, ``.tmp-*``) are never data, so a run's output directory
+    lists as exactly its curated files.
     """
     found: dict[str, InputFile] = {}
     for pattern in patterns:
         fs, path = filesystem(pattern)
-        matches = _match(fs, path, suffixes)
+        is_directory = not any(c in path for c in GLOB_CHARS) and fs.isdir(path)
+        root = path.rstrip("/") if is_directory else _root_of(path)
+        matches = _match(fs, path, suffixes, root, is_directory)
         if not matches:
             raise ConfigError(f"input {pattern!r} matches no file")
-        root = path.rstrip("/") if fs.isdir(path) else _root_of(path)
         for name, info in matches.items():
             relative = posixpath.relpath(name, root) if root else name.lstrip("/")
             found.setdefault(
                 name, InputFile(full_url(fs, name), relative, int(info.get("size", 0)))
             )
-    files = sorted(found.values(), key=lambda f: f.url)
-    _check_unique_names(files)
-    return files
+    return sorted(found.values(), key=lambda f: f.url)
 
 
-def _match(fs: AbstractFileSystem, path: str, suffixes: tuple[str, ...]) -> dict[str, Any]:
+def _match(
+    fs: AbstractFileSystem, path: str, suffixes: tuple[str, ...], root: str, is_directory: bool
+) -> dict[str, Any]:
+    if is_directory:
+        return _directory_files(fs, path, suffixes)
     if any(c in path for c in GLOB_CHARS):
         matches = fs.glob(path, detail=True)
-    elif fs.isdir(path):
-        matches = fs.find(path, detail=True)
-        matches = {k: v for k, v in matches.items() if k.endswith(suffixes)}
     elif fs.exists(path):
         matches = {path: fs.info(path)}
     else:
         return {}
     return {
-        k: v
-        for k, v in matches.items()
-        if v.get("type") != "directory" and not posixpath.basename(k).startswith((".", "_"))
+        name: info
+        for name, info in matches.items()
+        if info.get("type") != "directory"
+        and not is_bookkeeping(posixpath.relpath(name, root) if root else name)
     }
 
 
-def _check_unique_names(files: list[InputFile]) -> None:
-    seen: dict[str, str] = {}
-    for file in files:
-        if file.relative in seen:
-            raise ConfigError(
-                f"inputs {seen[file.relative]!r} and {file.url!r} would both write "
-                f"{file.relative!r}; give them different names or input roots"
-            )
-        seen[file.relative] = file.url
+def _directory_files(
+    fs: AbstractFileSystem, path: str, suffixes: tuple[str, ...]
+) -> dict[str, Any]:
+    return {
+        name: info
+        for name, info in fs.find(path, detail=True).items()
+        if name.endswith(suffixes) and not is_bookkeeping(posixpath.relpath(name, path))
+    }
 
 
+def data_files(root: str, suffixes: tuple[str, ...]) -> list[InputFile]:
+    """The data files of a run's output directory (or any directory), bookkeeping left out;
+    empty when the directory does not exist."""
+    fs, path = filesystem(root)
+    if not fs.isdir(path):
+        return []
+    path = path.rstrip("/")
+    files = [
+        InputFile(full_url(fs, name), posixpath.relpath(name, path), int(info.get("size", 0)))
+        for name, info in _directory_files(fs, path, suffixes).items()
+    ]
+    return sorted(files, key=lambda f: f.url)
+
+
+# -- atomic writes -----------------------------------------------------------------------------
 def temporary_path(path: str) -> str:
     """A unique sibling name for writing ``path`` before it is renamed into place."""
     directory, name = posixpath.split(path)
     return posixpath.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}")
 
 
-def write_bytes_atomically(url: str, data: bytes) -> None:
+@contextmanager
+def atomic_output(url: str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """A file handle whose content appears at ``url`` whole when the block ends, or never.
+
+    The one way gristmill writes a file: to a temporary sibling, renamed into place at the
+    end; an exception (or a killed process) leaves the old file, if any, untouched.
+    """
     fs, path = filesystem(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     temporary = temporary_path(path)
-    with fs.open(temporary, "wb") as handle:
+    try:
+        with fs.open(temporary, mode) as handle:
+            yield handle
+        fs.mv(temporary, path)
+    except BaseException:
+        if fs.exists(temporary):
+            fs.rm(temporary)
+        raise
+
+
+def write_bytes_atomically(url: str, data: bytes) -> None:
+    with atomic_output(url) as handle:
         handle.write(data)
-    fs.mv(temporary, path)
+
+
+def write_json_atomically(url: str, data: Any) -> None:
+    """JSON, indented and key-sorted so that the files diff well between runs."""
+    write_bytes_atomically(url, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def read_json(url: str) -> Any:
+    """A JSON file's content, or None when it does not exist."""
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as handle:
+        return json.loads(handle.read())
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return bool(fs.exists(path))
 
 
 def remove_stale_temporaries(url: str) -> int:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator, Sequence
-from types import TracebackType
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gristmill.core import columns
 from gristmill.errors import InputError
-from gristmill.io.base import Reader, ShardTask, normalise_columns
-from gristmill.io.filesystem import expand_inputs, filesystem, temporary_path
+from gristmill.io.base import (
+    FORMAT_SUFFIXES,
+    Reader,
+    ShardTask,
+    TaskOutput,
+    UnreadableRows,
+    Writer,
+    deliver_unreadable,
+    normalise_columns,
+    split_invalid_utf8,
+)
+from gristmill.io.filesystem import InputFile, filesystem, temporary_path
 
 MB = 1024 * 1024
 READ_BUFFER = 4 * MB
@@ -38,6 +47,9 @@ class ParquetReader(Reader):
     of about that size, so one big file does not land on one worker.
     """
 
+    format = "parquet"
+    suffixes = FORMAT_SUFFIXES["parquet"]
+
     def __init__(
         self,
         paths: str | Sequence[str],
@@ -58,14 +70,10 @@ class ParquetReader(Reader):
         self.task_size_mb = task_size_mb
 
     # -- planning ------------------------------------------------------------------------
-    def plan(self) -> list[ShardTask]:
-        tasks: list[ShardTask] = []
-        for file in expand_inputs(self.paths, (".parquet",)):
-            if file.size <= self.task_size_mb * MB:
-                tasks.append(ShardTask(file.url, file.relative))
-            else:
-                tasks.extend(self._split(file.url, file.relative))
-        return tasks
+    def plan_file(self, file: InputFile) -> list[ShardTask]:
+        if file.size <= self.task_size_mb * MB:
+            return [ShardTask(file.url, file.relative)]
+        return self._split(file.url, file.relative)
 
     def _split(self, url: str, relative: str) -> list[ShardTask]:
         """Group consecutive row groups into tasks of about ``task_size_mb`` compressed."""
@@ -87,8 +95,10 @@ class ParquetReader(Reader):
         return tasks if len(tasks) > 1 else [ShardTask(url, relative)]
 
     # -- reading -------------------------------------------------------------------------
-    def _projection(self, file_schema: pa.Schema) -> list[str] | None:
-        wanted = self.wanted_columns()
+    def _projection(
+        self, file_schema: pa.Schema, projection: Sequence[str] | None = None
+    ) -> list[str] | None:
+        wanted = self.wanted_columns(projection)
         if wanted is None:
             return None
         return [name for name in file_schema.names if name in wanted]
@@ -109,9 +119,16 @@ class ParquetReader(Reader):
             file_schema = pa.schema([file_schema.field(name) for name in projection])
         return self._normalise(file_schema.empty_table(), task, 0).schema
 
-    def read(self, task: ShardTask, limit: int | None = None) -> Iterator[pa.Table]:
+    def read(
+        self,
+        task: ShardTask,
+        limit: int | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        unreadable: UnreadableRows | None = None,
+    ) -> Iterator[pa.Table]:
         parquet = open_parquet(task.url)
-        projection = self._projection(parquet.schema_arrow)
+        projection = self._projection(parquet.schema_arrow, columns)
         groups = None if task.row_groups is None else list(range(*task.row_groups))
         row = task.first_row
         remaining = limit
@@ -124,20 +141,20 @@ class ParquetReader(Reader):
                 if remaining is not None:
                     table = table.slice(0, remaining)
                     remaining -= table.num_rows
-                yield self._normalise(table, task, row)
+                table = self._normalise(table, task, row)
+                good, bad, reasons = split_invalid_utf8(table, row)
+                deliver_unreadable(task.url, bad, reasons, unreadable)
                 row += table.num_rows
+                yield good
                 if remaining is not None and remaining <= 0:
                     return
         except (pa.ArrowException, OSError) as error:
             raise InputError(task.url, f"cannot read row {row} onwards ({error})") from None
 
 
-class TaskWriter:
-    """Writes one task's output under a temporary name; ``commit`` renames it into place.
-
-    Small batches (after filtering) are buffered into row groups of about ``row_group_rows``
-    rows or ``row_group_mb`` of memory, whichever comes first.
-    """
+class ParquetTaskOutput(TaskOutput):
+    """One task's Parquet file, buffered into row groups of about ``row_group_rows`` rows or
+    ``row_group_mb`` of memory, whichever comes first (filtered batches are often small)."""
 
     def __init__(
         self,
@@ -190,27 +207,12 @@ class TaskWriter:
         self._fs.mv(self._temporary, self._path)
 
     def abort(self) -> None:
-        """Drop what was written: a failed task leaves no file behind."""
         try:
             self._writer.close()
             self._sink.close()
         finally:
             if self._fs.exists(self._temporary):
                 self._fs.rm(self._temporary)
-
-    def __enter__(self) -> TaskWriter:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -226,8 +228,10 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-class ParquetWriter:
+class ParquetWriter(Writer):
     """Writes one zstd Parquet file per task, named after the task, atomically."""
+
+    format = "parquet"
 
     def __init__(
         self,
@@ -237,16 +241,17 @@ class ParquetWriter:
         row_group_rows: int = 20_000,
         row_group_mb: int = 32,
     ) -> None:
-        self.path = path.rstrip("/")
+        super().__init__(path)
         self.compression = compression
         self.row_group_rows = row_group_rows
         self.row_group_mb = row_group_mb
 
-    def output_url(self, task: ShardTask) -> str:
-        return posixpath.join(self.path, task.output_name())
+    @property
+    def suffix(self) -> str:
+        return ".parquet"
 
-    def open(self, task: ShardTask, schema: pa.Schema) -> TaskWriter:
-        return TaskWriter(
+    def open(self, task: ShardTask, schema: pa.Schema) -> ParquetTaskOutput:
+        return ParquetTaskOutput(
             self.output_url(task),
             schema,
             compression=self.compression,

@@ -1,1 +1,2 @@
-"""Built-in stages: filters, taggers, mixing and dedup; every module here registers its own."""
+"""Built-in stages: filters (language, heuristics, scores, age) and taggers (language, quality,
+toxicity, domain, tokens, topic, MeCo); every module here registers its own."""

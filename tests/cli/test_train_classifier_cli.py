@@ -14,7 +14,7 @@ from support.data import sample_table
 from typer.testing import CliRunner
 
 from gristmill.cli.train_classifier import register
-from gristmill.stages.models.fasttext_model import FastTextModel
+from gristmill.models.fasttext_model import FastTextModel
 from gristmill.stages.taggers.quality import QualityScorer
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.core.config import load_pipeline, parse_pipeline
 from gristmill.errors import ConfigError
+from gristmill.runs.config import load_pipeline, parse_pipeline
 
 GOOD = """\
 name: gopher

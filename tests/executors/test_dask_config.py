@@ -11,12 +11,12 @@ import pytest
 # The [dask] extra (dask[distributed], dask-jobqueue) must be installed for these tests.
 pytest.importorskip("distributed")
 
-from gristmill.core.config import parse_pipeline
 from gristmill.errors import ConfigError
 from gristmill.executors.dask import DaskExecutor
 from gristmill.executors.dask_cluster import gpu_capacity, slurm_cluster_kwargs
 from gristmill.executors.local import LocalExecutor
 from gristmill.executors.select import build_executor
+from gristmill.runs.config import parse_pipeline
 
 PIPELINE = """
 input: {paths: [data_samples/*.parquet]}
@@ -93,11 +93,11 @@ def test_cluster_defaults_from_what_is_set():
 
 def test_cli_flags_override_the_pipeline_executor():
     config = parse_pipeline(PIPELINE).executor
-    on_scheduler = build_executor(config, scheduler="tcp://h:8786", progress=False)
+    on_scheduler = build_executor(config, scheduler="tcp://h:8786")
     assert isinstance(on_scheduler, DaskExecutor)
     assert on_scheduler.config.resolved_cluster() == "scheduler"
     assert on_scheduler.config.retries == 2  # the rest of the section still applies
-    local = build_executor(config, executor_type="local", workers=4, progress=False)
+    local = build_executor(config, executor_type="local", workers=4)
     assert isinstance(local, LocalExecutor) and local.workers == 4
-    sized = build_executor(config, executor_type="dask", progress=False)
+    sized = build_executor(config, executor_type="dask")
     assert isinstance(sized, DaskExecutor) and sized.workers == 3

@@ -1,5 +1,5 @@
-"""The Dask executor runs the local executor's tasks on a LocalCluster, an existing scheduler,
-or Slurm, with the same output, markers and resume, and survives a worker killed mid-run."""
+"""Pipelines on the Dask executor (a LocalCluster, an existing scheduler, or Slurm) give the
+local executor's output, markers and resume, and survive a worker killed mid-run."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ from support.data import read_output
 from support.stages import TextLength
 
 from gristmill import Pipeline
-from gristmill.core.config import DaskConfig, SlurmConfig, load_pipeline
+from gristmill.adapters.datatrove_in_gristmill import DatatroveStep
 from gristmill.core.stage import Stage
 from gristmill.errors import ConfigError
+from gristmill.executors.base import Lost
+from gristmill.executors.config import DaskConfig, SlurmConfig
 from gristmill.executors.dask import DaskExecutor
 from gristmill.executors.dask_cluster import local_cluster
 from gristmill.executors.local import LocalExecutor
 from gristmill.io import ParquetReader, ParquetWriter
-from gristmill.io.datatrove import DatatroveStep
+from gristmill.runs.config import load_pipeline
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -87,8 +89,8 @@ def leftovers(output: Path) -> list[Path]:
 def local_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default pipeline's output through the local executor: what Dask must reproduce."""
     output = tmp_path_factory.mktemp("local") / "out"
-    report = LocalExecutor(workers=1, progress=False).run(
-        sample_pipeline(default_stages(), output), limit=LIMIT
+    report = sample_pipeline(default_stages(), output).run(
+        executor=LocalExecutor(workers=1), limit=LIMIT
     )
     assert report.ok, report.failures
     return output
@@ -142,8 +144,8 @@ def test_default_pipeline_on_two_workers_equals_local(
     local_output: Path, tmp_path: Path, shared_client
 ):
     output = tmp_path / "out"
-    executor = DaskExecutor(client=shared_client, progress=False)
-    report = executor.run(sample_pipeline(default_stages(), output), limit=LIMIT)
+    executor = DaskExecutor(client=shared_client)
+    report = sample_pipeline(default_stages(), output).run(executor=executor, limit=LIMIT)
 
     assert report.ok, report.failures
     assert report.tasks_run == report.tasks_total == len(list(SAMPLES.glob("*.parquet")))
@@ -154,7 +156,7 @@ def test_default_pipeline_on_two_workers_equals_local(
     for label, stage in local_stats["stages"].items():
         counts = ("docs_in", "docs_out", "chars_in", "chars_out", "dropped")
         assert {k: dask_stats["stages"][label][k] for k in counts} == {k: stage[k] for k in counts}
-    assert len(list((output / "_run" / "markers").rglob("*.json"))) == report.tasks_total
+    assert len(list((output / "_run" / "markers" / "pass-01").glob("*.json"))) == report.tasks_total
 
 
 def test_worker_killed_mid_run_is_retried_and_output_equals_local(
@@ -166,7 +168,7 @@ def test_worker_killed_mid_run_is_retried_and_output_equals_local(
     )
     # Several batches per task, so that the kill comes mid-write.
     pipeline = sample_pipeline([*default_stages(), killer], output, batch_size=5)
-    report = DaskExecutor(client=shared_client, progress=False).run(pipeline, limit=LIMIT)
+    report = pipeline.run(executor=DaskExecutor(client=shared_client), limit=LIMIT)
 
     assert sentinel.exists(), "the victim task never ran"
     # The killed attempt had written a partial file; it never shows in the output.
@@ -175,7 +177,7 @@ def test_worker_killed_mid_run_is_retried_and_output_equals_local(
     assert report.ok, report.failures
     assert_same_output(output, local_output, float_tolerance=1e-6)
     assert leftovers(output) == []
-    assert len(list((output / "_run" / "markers").rglob("*.json"))) == report.tasks_total
+    assert len(list((output / "_run" / "markers" / "pass-01").glob("*.json"))) == report.tasks_total
 
 
 def test_task_that_keeps_killing_workers_fails_alone_and_others_complete(
@@ -184,8 +186,8 @@ def test_task_that_keeps_killing_workers_fails_alone_and_others_complete(
     output = tmp_path / "out"
     stages = [KillWorkerAlways(victim_source=VICTIM_SOURCE), TextLength()]
     pipeline = sample_pipeline(stages, output)
-    executor = DaskExecutor(local_dask(retries=1), client=shared_client, progress=False)
-    report = executor.run(pipeline, limit=LIMIT)
+    executor = DaskExecutor(local_dask(retries=1), client=shared_client)
+    report = pipeline.run(executor=executor, limit=LIMIT)
 
     assert [f.task_id for f in report.failures] == ["web-c4-0000"]
     assert "web-c4-0000.parquet" in report.failures[0].error
@@ -197,7 +199,7 @@ def test_task_that_keeps_killing_workers_fails_alone_and_others_complete(
     failures = json.loads((output / "_run" / "failures.json").read_text())
     assert [f["task"] for f in failures] == ["web-c4-0000"]
 
-    again = executor.run(pipeline, limit=LIMIT)  # resume: only the failed task runs again
+    again = pipeline.run(executor=executor, limit=LIMIT)  # resume: only the failed task runs again
     assert (again.tasks_run, again.tasks_skipped) == (1, len(expected))
     assert [f.task_id for f in again.failures] == ["web-c4-0000"]
 
@@ -205,15 +207,15 @@ def test_task_that_keeps_killing_workers_fails_alone_and_others_complete(
 def test_rerun_resumes_running_only_unfinished_tasks(tmp_path: Path, shared_client):
     output, setups = tmp_path / "out", tmp_path / "setups.txt"
     pipeline = sample_pipeline([RecordSetup(path=str(setups)), TextLength()], output)
-    executor = DaskExecutor(client=shared_client, progress=False)
-    first = executor.run(pipeline, limit=LIMIT)
+    executor = DaskExecutor(client=shared_client)
+    first = pipeline.run(executor=executor, limit=LIMIT)
     assert first.ok and first.tasks_run == first.tasks_total
     complete = read_output(output)
 
     # Lose one task's output and marker, as if its worker had died before finishing.
     (output / "toxic-mixed-0000.parquet").unlink()
-    (output / "_run" / "markers" / "toxic-mixed-0000.json").unlink()
-    second = executor.run(pipeline, limit=LIMIT)
+    (output / "_run" / "markers" / "pass-01" / "toxic-mixed-0000.json").unlink()
+    second = pipeline.run(executor=executor, limit=LIMIT)
 
     assert (second.tasks_run, second.tasks_skipped) == (1, first.tasks_total - 1)
     assert read_output(output).equals(complete)
@@ -224,7 +226,7 @@ def test_rerun_resumes_running_only_unfinished_tasks(tmp_path: Path, shared_clie
 def test_models_load_once_per_worker_process_not_per_task(tmp_path: Path, shared_client):
     setups = tmp_path / "setups.txt"
     pipeline = sample_pipeline([RecordSetup(path=str(setups)), TextLength()], tmp_path / "out")
-    report = DaskExecutor(client=shared_client, progress=False).run(pipeline, limit=LIMIT)
+    report = pipeline.run(executor=DaskExecutor(client=shared_client), limit=LIMIT)
 
     assert report.ok and report.tasks_run == 9
     pids = setups.read_text().split()
@@ -232,15 +234,20 @@ def test_models_load_once_per_worker_process_not_per_task(tmp_path: Path, shared
     assert len(set(pids)) == len(pids)
 
 
-def _square(value: int) -> int:
+def _square(_shared: object, value: int) -> int:
     return value * value
 
 
-def test_map_tasks_runs_on_the_workers_in_order(shared_client):
-    executor = DaskExecutor(client=shared_client, progress=False)
-    assert executor.map_tasks(_square, list(range(7))) == [i * i for i in range(7)]
-    with pytest.raises(ZeroDivisionError):
-        executor.map_tasks(lambda value: 1 // value, [1, 0])
+def _divide(_shared: object, value: int) -> int:
+    return 1 // value
+
+
+def test_map_runs_on_the_workers_in_order_and_an_error_stays_with_its_item(shared_client):
+    executor = DaskExecutor(client=shared_client)
+    assert executor.map(_square, list(range(7)), shared=None) == [i * i for i in range(7)]
+    first, second = executor.map(_divide, [1, 0])
+    assert first == 1
+    assert isinstance(second, Lost) and "ZeroDivisionError" in second.error
 
 
 def test_two_pass_run_through_dask_equals_local(tmp_path: Path, shared_client):
@@ -256,8 +263,8 @@ def test_two_pass_run_through_dask_equals_local(tmp_path: Path, shared_client):
         ]
         return sample_pipeline(stages, output)
 
-    local = LocalExecutor(workers=1, progress=False).run(two_pass(tmp_path / "local"))
-    on_dask = DaskExecutor(client=shared_client, progress=False).run(two_pass(tmp_path / "dask"))
+    local = two_pass(tmp_path / "local").run(executor=LocalExecutor(workers=1))
+    on_dask = two_pass(tmp_path / "dask").run(executor=DaskExecutor(client=shared_client))
 
     assert local.ok and on_dask.ok, on_dask.failures
     written = read_output(tmp_path / "dask")
@@ -309,14 +316,14 @@ def test_gpu_stages_run_only_on_gpu_workers_and_cpu_stages_anywhere(
     cluster_with_one_gpu_worker: str, tmp_path: Path
 ):
     config = DaskConfig(scheduler=cluster_with_one_gpu_worker)
-    gpu = DaskExecutor(config, progress=False).run(
-        sample_pipeline([GpuWorkerName()], tmp_path / "gpu"), limit=LIMIT
+    gpu = sample_pipeline([GpuWorkerName()], tmp_path / "gpu").run(
+        executor=DaskExecutor(config), limit=LIMIT
     )
     assert gpu.ok, gpu.failures
     assert set(read_output(tmp_path / "gpu").column("dask_worker").to_pylist()) == {"gpu-worker"}
 
-    cpu = DaskExecutor(config, progress=False).run(
-        sample_pipeline([WorkerName()], tmp_path / "cpu"), limit=LIMIT
+    cpu = sample_pipeline([WorkerName()], tmp_path / "cpu").run(
+        executor=DaskExecutor(config), limit=LIMIT
     )
     assert cpu.ok, cpu.failures
     assert read_output(tmp_path / "cpu").num_rows == read_output(tmp_path / "gpu").num_rows
@@ -325,7 +332,7 @@ def test_gpu_stages_run_only_on_gpu_workers_and_cpu_stages_anywhere(
 def test_gpu_pipeline_on_a_cluster_without_gpus_fails_before_running(tmp_path: Path):
     pipeline = sample_pipeline([GpuWorkerName()], tmp_path / "out")
     with pytest.raises(ConfigError, match=r"need 1 GPU per worker.*gpus_per_worker"):
-        DaskExecutor(local_dask(), workers=2, progress=False).run(pipeline, limit=LIMIT)
+        pipeline.run(executor=DaskExecutor(local_dask(), workers=2), limit=LIMIT)
     assert not list((tmp_path / "out").glob("*.parquet"))
 
 
@@ -335,7 +342,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path):
     with pytest.raises(
         ConfigError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"
     ):
-        DaskExecutor(config, progress=False).run(pipeline, limit=LIMIT)
+        pipeline.run(executor=DaskExecutor(config), limit=LIMIT)
 
 
 # -- Slurm -------------------------------------------------------------------------------------
@@ -360,8 +367,8 @@ def test_slurm_cluster_runs_default_pipeline_as_slurm_jobs(local_output: Path, t
         # The jobs run the venv's Python; they find the test stages as the local workers do.
         job_script_prologue=[f"export PYTHONPATH={HERE}:{REPO / 'tests'}"],
     )
-    executor = DaskExecutor(local_dask(slurm=slurm), progress=False)
-    report = executor.run(sample_pipeline(default_stages(), output), limit=LIMIT)
+    executor = DaskExecutor(local_dask(slurm=slurm))
+    report = sample_pipeline(default_stages(), output).run(executor=executor, limit=LIMIT)
 
     assert report.ok, report.failures
     assert executor.job_ids, "no Slurm job was submitted"

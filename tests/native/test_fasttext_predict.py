@@ -18,11 +18,11 @@ import pytest
 from support.data import sample_table
 
 from gristmill.errors import ConfigError
+from gristmill.models import fasttext_model as ft
 from gristmill.native.fasttext_predict import Model
-from gristmill.stages.models import fasttext_model as ft
 from gristmill.stages.taggers.language import bundled_lid_model
 
-MODELS = Path(ft.__file__).resolve().parents[2] / "models"
+MODELS = Path(ft.__file__).resolve().parent
 #: Texts that exercise the tokenizer's corners, added to the real documents.
 CORNERS = [
     "",

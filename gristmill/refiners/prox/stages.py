@@ -159,7 +159,6 @@ class _ProxLevel(Filter):
         self.generator: Generator | None = None
         self.tokenizer: Any = None
         self.rules: RuleProgrammer | None = None
-        self._pending: Verdict | None = None
         self._ready = False
 
     @property
@@ -229,11 +228,7 @@ class _ProxLevel(Filter):
         raise NotImplementedError
 
     def judge(self, batch: pa.Table) -> Verdict:
-        if self._pending is None:
-            raise RuntimeError(f"stage {self.name!r}: judge() runs only inside run_batch()")
-        return self._pending
-
-    def run_batch(self, batch: pa.Table) -> StageResult:
+        """Run the programs: the refined batch (text and program columns) and the verdict."""
         self.setup()
         texts = batch.column(TEXT).to_pylist()
         outcomes = self._refine(texts)
@@ -256,13 +251,8 @@ class _ProxLevel(Filter):
         self.stats.count("errors", sum(o.errors for o in outcomes))  # = prox_errors added here
         self.stats.count_values("status", (o.status for o in outcomes))
         keep = pa.array([not o.dropped for o in outcomes], pa.bool_())
-        self._pending = Verdict(
-            keep, pc.if_else(keep, pa.scalar(None, pa.string()), columns[STATUS])
-        )
-        try:
-            return super().run_batch(refined)
-        finally:
-            self._pending = None
+        reasons = pc.if_else(keep, pa.scalar(None, pa.string()), columns[STATUS])
+        return Verdict(keep, reasons, edited=refined)
 
 
 def _slices(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -5,9 +5,10 @@ are separate stages: a cut can change without scoring again. Methods:
 
 * ``threshold``: keep ``score >= threshold`` (keep_high) or ``<= threshold`` (keep_low).
 * ``percentile``: keep ``keep_fraction`` of the documents from the preferred end. The cut needs
-  the score distribution of the whole run, so the stage is a barrier: the executor computes a
-  mergeable sketch over every task first (executors/prepass.py), or ``quantiles_from`` reuses
-  a sketch saved by an earlier run (OUTPUT/_run/statistics/<stage>.json).
+  the score distribution of the whole run, so the stage has a corpus-wide phase: the run
+  driver sketches the scores of every task first (``score_sketch``, mergeable), or
+  ``quantiles_from`` reuses the decision of an earlier run
+  (``OUTPUT/_run/phases/NN_score_filter/decision.json``, which holds the sketch).
 * ``inverse``: the Guide's inverse filters: remove ``remove_fraction`` from the end the normal
   filter keeps (the least toxic 8%, the best-looking 27%).
 * ``pareto``: GPT-3's soft filter, keep iff ``pareto(alpha) > 1 - score``; the Pareto draw of
@@ -30,6 +31,7 @@ from pydantic import Field, model_validator
 
 from gristmill.core import columns
 from gristmill.core.filter import Filter, FilterParams, Verdict
+from gristmill.core.phase import PhaseResult, SummaryPhase
 from gristmill.core.registry import register_stage
 from gristmill.errors import ConfigError
 from gristmill.stages.filters import score_sketch
@@ -38,8 +40,8 @@ from gristmill.stages.filters.id_hash import id_uniforms, salt_for
 Method = Literal["threshold", "percentile", "inverse", "pareto"]
 Direction = Literal["keep_high", "keep_low"]
 
-#: The Guide's retention fractions on C4 (specs/filters_meco.md §1.2-1.3), as percentile cuts,
-#: so that they hold for any scorer. Quality scores are oriented higher = better.
+#: The Pretrainer's Guide retention fractions on C4 (Longpre et al., 2023, §4), as percentile
+#: cuts, so that they hold for any scorer. Quality scores are oriented higher = better.
 PRESETS: dict[str, dict[str, Any]] = {
     **{
         f"quality_keep_{round(f * 100)}": {
@@ -122,8 +124,8 @@ class ScoreFilterParams(FilterParams):
     )
     quantiles_from: str | None = Field(
         None,
-        description="percentile/inverse: a sketch saved by an earlier run "
-        "(OUTPUT/_run/statistics/NN_score_filter.json) used instead of a first pass",
+        description="percentile/inverse: the decision of an earlier run "
+        "(OUTPUT/_run/phases/NN_score_filter/decision.json), used instead of a whole-run phase",
     )
     alpha: float = Field(9.0, gt=0, description="pareto: the shape (GPT-3 used 9)")
     seed: int = Field(0, description="pareto and percentile tie-breaks: per-document draws")
@@ -161,24 +163,45 @@ class ScoreFilterParams(FilterParams):
 
 
 def load_saved_sketch(path: str, column: str) -> dict[str, Any]:
-    """The score sketch of an earlier run's statistics file, checked against this column."""
+    """The score sketch of an earlier run's decision file, checked against this column."""
     try:
         saved = json.loads(Path(path).read_text(encoding="utf-8"))
-        summary = saved["summary"]
-        summary_column = summary["column"]
-        summary["bits"], summary["buckets"]
+        sketch = saved["decision"]["sketch"]
+        sketch_column = sketch["column"]
+        sketch["bits"], sketch["buckets"]
     except OSError as error:
         raise ConfigError(f"score_filter: cannot read quantiles_from {path} ({error})") from None
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(
-            f"score_filter: quantiles_from {path} is not a saved score sketch ({error!r})"
+            f"score_filter: quantiles_from {path} is not a score_filter decision ({error!r})"
         ) from None
-    if summary_column != column:
+    if sketch_column != column:
         raise ConfigError(
-            f"score_filter: quantiles_from {path} sketches column '{summary_column}', "
-            f"not '{column}'"
+            f"score_filter: quantiles_from {path} sketches column '{sketch_column}', not '{column}'"
         )
-    return dict(summary)
+    return dict(sketch)
+
+
+class ScoreSketchPhase(SummaryPhase):
+    """The whole run's score distribution, as a mergeable sketch; the decision is the cut."""
+
+    def __init__(self, stage: ScoreFilter) -> None:
+        self.stage = stage
+        self.columns = (stage.column,)
+
+    def summarise(self, batch: pa.Table) -> dict[str, Any]:
+        values, present = self.stage.scores(batch)
+        summary = score_sketch.sketch(values[present], self.stage.params.precision_bits)
+        summary["column"] = self.stage.column
+        return summary
+
+    def merge(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        merged = score_sketch.merge(summaries, self.stage.params.precision_bits)
+        merged["column"] = self.stage.column
+        return merged
+
+    def decide(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return {**self.stage.cut_for(summary).describe(), "sketch": summary}
 
 
 @register_stage
@@ -188,7 +211,6 @@ class ScoreFilter(Filter):
     name = "score_filter"
     Params = ScoreFilterParams  # type: ignore[assignment]
     params: ScoreFilterParams
-    stateful = True  # the percentile cut, decided once for the whole run
 
     def __init__(self, params: Any = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
@@ -196,7 +218,7 @@ class ScoreFilter(Filter):
         self._saved: dict[str, Any] | None = None
         if self.params.quantiles_from is not None:
             self._saved = load_saved_sketch(self.params.quantiles_from, self.column)
-            self.apply_run_statistics(self._saved)
+            self._cut = self.cut_for(self._saved)
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -236,12 +258,16 @@ class ScoreFilter(Filter):
             spec["cut"] = self._cut.describe()
         return spec
 
-    # -- run-wide statistics -------------------------------------------------------------------
-    @property
-    def needs_run_statistics(self) -> bool:
-        return self._is_cut and self._saved is None
+    # -- the whole-run cut -----------------------------------------------------------------
+    def corpus_phase(self) -> ScoreSketchPhase | None:
+        if not self._is_cut or self._saved is not None:
+            return None
+        return ScoreSketchPhase(self)
 
-    def _scores(self, batch: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    def use_phase_result(self, result: PhaseResult) -> None:
+        self._cut = self.cut_for(result.decision["sketch"])
+
+    def scores(self, batch: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """The scores as float64, and which of them are present (not null, not NaN)."""
         column = batch.column(self.column)
         kind = column.type
@@ -252,29 +278,17 @@ class ScoreFilter(Filter):
         values = np.asarray(values, dtype=np.float64)
         return values, ~np.isnan(values)
 
-    def observe(self, batch: pa.Table) -> dict[str, Any]:
-        values, present = self._scores(batch)
-        summary = score_sketch.sketch(values[present], self.params.precision_bits)
-        summary["column"] = self.column
-        return summary
-
-    def merge_observations(self, summaries: list[Any]) -> dict[str, Any]:
-        merged = score_sketch.merge(summaries, self.params.precision_bits)
-        merged["column"] = self.column
-        return merged
-
-    def apply_run_statistics(self, summary: Any) -> dict[str, Any]:
-        if int(summary["bits"]) != self.params.precision_bits:
+    def cut_for(self, sketch: dict[str, Any]) -> score_sketch.Cut:
+        if int(sketch["bits"]) != self.params.precision_bits:
             raise ConfigError(
-                f"score_filter: the saved sketch has precision_bits={summary['bits']}, "
+                f"score_filter: the saved sketch has precision_bits={sketch['bits']}, "
                 f"this stage {self.params.precision_bits}"
             )
-        self._cut = score_sketch.find_cut(summary, self._cut_fraction, self._cut_keeps_high)
-        return {"column": self.column, "method": self.params.method, **self._cut.describe()}
+        return score_sketch.find_cut(sketch, self._cut_fraction, self._cut_keeps_high)
 
     # -- deciding ------------------------------------------------------------------------------
     def judge(self, batch: pa.Table) -> Verdict:
-        values, present = self._scores(batch)
+        values, present = self.scores(batch)
         ids = batch.column(columns.ID)
         method = self.params.method
         if method == "threshold":
@@ -308,8 +322,8 @@ class ScoreFilter(Filter):
         cut = self._cut
         if cut is None:
             raise ConfigError(
-                "score_filter: the percentile cut was never computed; run the pipeline through "
-                "an executor (it computes the cut over the whole run first) or set quantiles_from"
+                "score_filter: the percentile cut was never computed; run the pipeline (the run "
+                "computes the cut over the whole run first) or set quantiles_from"
             )
         keys = np.zeros(len(values), dtype=np.uint64)
         keys[present] = score_sketch.bucket_keys(values[present], cut.bits)

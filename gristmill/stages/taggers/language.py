@@ -22,7 +22,7 @@ from gristmill.core import columns
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
 from gristmill.errors import ConfigError
-from gristmill.stages.models.fasttext_model import FastTextModel, prepare_texts, strip_label
+from gristmill.models.fasttext_model import FastTextModel, prepare_texts, strip_label
 from gristmill.stages.taggers.scoring import count_scores, has_text, set_columns
 
 LANGUAGE = "language"

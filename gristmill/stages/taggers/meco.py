@@ -1,4 +1,4 @@
-"""MeCo metadata conditioning (filters_meco.md §2, §5.10): a prefix per document and a phase.
+"""MeCo metadata conditioning (Gao et al., 2025): a prefix per document and a training phase.
 
 The stage never edits ``text``: it adds ``meco_value`` and ``meco_prefix`` (by default
 ``URL: <host>\\n\\n``), and a ``phase`` that puts each document in the conditioning set or in
@@ -7,8 +7,8 @@ tokenises prefix and text apart and masks the prefix out of the loss.
 
 The cooldown set is chosen by a seeded hash of the id; which hash values go to the cooldown
 is decided from the whole run (see ``meco_plan``) so that the cooldown holds the target share
-of *tokens*: by the executor's run-statistics pass (the default: the stage is a barrier), or
-from a plan file made by ``gristmill meco plan``. With ``cooldown_split: hash`` the cut is the
+of *tokens*: by the stage's corpus-wide phase (the default), or from a plan file made by
+``gristmill meco plan``. With ``cooldown_split: hash`` the cut is the
 fraction itself, one pass only: right on average, but a few long documents can move the
 realised share by a percent or more.
 """
@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from gristmill.core import columns
+from gristmill.core.phase import PhaseResult
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
 from gristmill.errors import ConfigError
@@ -39,11 +40,11 @@ from gristmill.stages.taggers.domain import (
     tag_domains,
 )
 from gristmill.stages.taggers.meco_plan import (
+    MecoPhase,
     MecoPlan,
     cut_for_fraction,
-    merge_summaries,
     phase_bins,
-    summarise,
+    plan_decision,
 )
 
 MECO_VALUE = "meco_value"
@@ -78,12 +79,12 @@ class MecoParams(StageParams):
     seed: int = Field(0, description="seed of the id hash that assigns the phase")
     cooldown_split: Literal["exact", "hash"] = Field(
         "exact",
-        description="exact: token share measured over the whole run (run-statistics pass or "
-        "plan); hash: one pass, the share is right on average only",
+        description="exact: token share measured over the whole run (a whole-run phase or "
+        "a plan); hash: one pass, the share is right on average only",
     )
     plan: str | None = Field(
         None,
-        description="MeCo plan JSON from `gristmill meco plan` (instead of the run pass)",
+        description="MeCo plan JSON from `gristmill meco plan` (instead of the whole-run phase)",
     )
     token_column: str | None = Field(
         None,
@@ -98,7 +99,7 @@ class MecoParams(StageParams):
         0.002,
         gt=0.0,
         le=1.0,
-        description="topk: share of most frequent hosts kept (counts from the run pass or plan)",
+        description="topk: share of most frequent hosts kept (counts from the whole run or plan)",
     )
     fixed_value: str = Field("www.example.com", description="value for metadata_type fixed")
     on_missing: Literal["no_prefix", "unknown"] = Field(
@@ -153,7 +154,7 @@ class MecoConditioner(Stage):
             needed.append(TOPIC)
         elif kind != "fixed":
             needed.append(columns.URL)
-        if self.needs_run_statistics and self.params.cooldown_split == "exact":
+        if self.corpus_phase() is not None and self.params.cooldown_split == "exact":
             needed.append(self.params.token_column or columns.TEXT)
         return tuple(needed)
 
@@ -173,38 +174,21 @@ class MecoConditioner(Stage):
                 spec["plan_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         return spec
 
-    # -- whole-run statistics (executors/prepass.py) ------------------------------------------
-    @property
-    def needs_run_statistics(self) -> bool:
+    # -- the whole-run plan (a corpus-wide phase, see meco_plan) ------------------------------
+    def corpus_phase(self) -> MecoPhase | None:
         exact = self.params.cooldown_split == "exact" and self.params.cooldown_fraction > 0
-        return self.params.plan is None and (exact or self.params.metadata_type == "topk")
+        if self.params.plan is None and (exact or self.params.metadata_type == "topk"):
+            return MecoPhase(self.params)
+        return None
 
-    def observe(self, batch: pa.Table) -> dict[str, Any]:
-        return summarise(
-            batch,
-            seed=self.params.seed,
-            token_column=self.params.token_column,
-            tokenizer=self.params.tokenizer,
-            count_hosts=self.params.metadata_type == "topk",
-            with_tokens=self.params.cooldown_split == "exact",
-        )
+    def use_phase_result(self, result: PhaseResult) -> None:
+        self._decided = dict(result.decision)
 
-    def merge_observations(self, summaries: list[Any]) -> dict[str, Any]:
-        return merge_summaries(summaries)
-
-    def apply_run_statistics(self, summary: Any) -> dict[str, Any]:
-        self._run_plan = MecoPlan.from_summary(summary, self.params.cooldown_fraction)
-        self.setup()
-        decision = self._run_plan.describe()
-        decision["cooldown_bins_used"] = self._cut
-        decision["top_hosts"] = len(self._top_hosts)
-        return decision
-
-    def _plan(self) -> MecoPlan | None:
-        """The run's plan: from the statistics pass, or the plan file, or none."""
-        run_plan: MecoPlan | None = getattr(self, "_run_plan", None)
-        if run_plan is not None or self.params.plan is None:
-            return run_plan
+    def _decision(self) -> dict[str, Any] | None:
+        """The run's plan: from the whole-run phase, or the plan file, or none."""
+        decided: dict[str, Any] | None = getattr(self, "_decided", None)
+        if decided is not None or self.params.plan is None:
+            return decided
         plan = MecoPlan.load(self.params.plan)
         if (plan.seed, plan.cooldown_fraction) != (self.params.seed, self.params.cooldown_fraction):
             raise ConfigError(
@@ -212,20 +196,24 @@ class MecoConditioner(Stage):
                 f"cooldown_fraction {plan.cooldown_fraction}, but the meco stage has seed "
                 f"{self.params.seed} and cooldown_fraction {self.params.cooldown_fraction}"
             )
-        return plan
+        return plan_decision(plan, self.params.topk_fraction)
 
     def setup(self) -> None:
-        plan = self._plan()
-        exact = plan is not None and self.params.cooldown_split == "exact"
-        self._cut = plan.cooldown_bins if exact else cut_for_fraction(self.params.cooldown_fraction)  # type: ignore[union-attr]
+        decision = self._decision()
+        exact = decision is not None and self.params.cooldown_split == "exact"
+        self._cut = (
+            int(decision["cooldown_bins"])  # type: ignore[index]
+            if exact
+            else cut_for_fraction(self.params.cooldown_fraction)
+        )
         self._top_hosts: set[str] = set()
         if self.params.metadata_type == "topk":
-            if plan is None:
+            if decision is None:
                 raise ConfigError(
                     "meco: metadata_type topk needs the host counts of the whole run "
-                    "(run it through an executor, or give plan:)"
+                    "(run it in a pipeline, or give plan:)"
                 )
-            self._top_hosts = plan.top_hosts(self.params.topk_fraction)
+            self._top_hosts = set(decision["top_hosts"])
 
     # -- metadata values -------------------------------------------------------------------
     def _hosts(self, batch: pa.Table) -> pa.Array:

@@ -14,9 +14,9 @@ depend on batches, shards or worker counts, and summaries merge by addition. On 
 most documents have a bin of their own, so the share is as exact as whole documents allow; on
 a large run the error is about one bin's tokens, 1/65,536 of the run.
 
-The summary is computed either by the executor's run-statistics pass (the stage is then a
-barrier, see executors/prepass.py) or ahead of time by ``gristmill meco plan``, which saves
-it as a plan file that several runs can share.
+The summary is computed either by the stage's corpus-wide phase (``MecoPhase``, run by the run
+driver before the stage's pass) or ahead of time by ``gristmill meco plan``, which saves it as
+a plan file that several runs can share.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import polars as pl
 import pyarrow as pa
 
 from gristmill.core import columns
+from gristmill.core.phase import SummaryPhase
 from gristmill.errors import ConfigError
-from gristmill.io.base import Reader
 from gristmill.stages.filters.id_hash import id_hashes, salt_for
 from gristmill.stages.taggers.domain import URL_HOST, hosts_of
 from gristmill.stages.taggers.tokens import TOKEN_COUNT, count_tokens, load_tokenizer
@@ -224,11 +224,37 @@ def plan_from_tables(
     return MecoPlan.from_summary(merge_summaries(summaries), cooldown_fraction)
 
 
-def plan_from_reader(
-    reader: Reader, *, seed: int = 0, cooldown_fraction: float = 0.1, tokenizer: str | None = None
-) -> MecoPlan:
-    """The plan over every task of a reader (the documents that will reach the ``meco`` stage)."""
-    tables = (table for task in reader.plan() for table in reader.read(task))
-    return plan_from_tables(
-        tables, seed=seed, cooldown_fraction=cooldown_fraction, tokenizer=tokenizer
-    )
+def plan_decision(plan: MecoPlan, topk_fraction: float) -> dict[str, Any]:
+    """What the stage needs of a plan: the cut, and the top hosts for the topk ablation."""
+    return {**plan.describe(), "top_hosts": sorted(plan.top_hosts(topk_fraction))}
+
+
+class MecoPhase(SummaryPhase):
+    """The whole run's tokens per id-hash bin (and host counts): the plan, as a decision."""
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+        needed = [columns.ID]
+        if params.metadata_type == "topk":
+            needed += [columns.URL, URL_HOST]
+        if params.cooldown_split == "exact":
+            # a token column when there is one (the text is tokenised only without it)
+            needed += [params.token_column] if params.token_column else [TOKEN_COUNT, columns.TEXT]
+        self.columns = tuple(needed)
+
+    def summarise(self, batch: pa.Table) -> dict[str, Any]:
+        return summarise(
+            batch,
+            seed=self.params.seed,
+            token_column=self.params.token_column,
+            tokenizer=self.params.tokenizer,
+            count_hosts=self.params.metadata_type == "topk",
+            with_tokens=self.params.cooldown_split == "exact",
+        )
+
+    def merge(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        return merge_summaries(summaries)
+
+    def decide(self, summary: dict[str, Any]) -> dict[str, Any]:
+        plan = MecoPlan.from_summary(summary, self.params.cooldown_fraction)
+        return plan_decision(plan, self.params.topk_fraction)

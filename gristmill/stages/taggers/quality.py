@@ -17,7 +17,7 @@ from pydantic import Field, PositiveInt
 from gristmill.core import columns
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
-from gristmill.stages.models.fasttext_model import FastTextModel, prepare_texts
+from gristmill.models.fasttext_model import FastTextModel, prepare_texts
 from gristmill.stages.taggers.scoring import bundled_model, count_scores, has_text, set_columns
 
 QUALITY_SCORE = "quality_score"

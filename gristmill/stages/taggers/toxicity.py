@@ -30,7 +30,7 @@ from gristmill.core import columns
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
 from gristmill.errors import ConfigError
-from gristmill.stages.models.fasttext_model import (
+from gristmill.models.fasttext_model import (
     FastTextModel,
     one_line,
     prepare_texts,

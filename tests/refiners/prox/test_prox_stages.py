@@ -13,11 +13,11 @@ import pytest
 from support.data import read_output
 
 from gristmill import Pipeline
-from gristmill.core.config import parse_pipeline
 from gristmill.errors import ConfigError
 from gristmill.io import ParquetReader, ParquetWriter
 from gristmill.refiners.prox import RuleProgrammer
 from gristmill.refiners.prox.stages import Prox, ProxChunk, ProxDoc
+from gristmill.runs.config import parse_pipeline
 
 REPO = Path(__file__).resolve().parents[3]
 WEB = ["web-ccnet-0000.parquet", "web-html-0000.parquet"]

@@ -9,8 +9,8 @@ import pyarrow.compute as pc
 import pytest
 from support.data import sample_table
 
-from gristmill.core.pipeline import Pipeline
 from gristmill.errors import PipelineValidationError
+from gristmill.runs.pipeline import Pipeline
 from gristmill.stages.filters.language import (
     LOW_SCORE,
     NO_LANGUAGE,

@@ -15,9 +15,10 @@ from support.data import read_output, sample_table, split_samples
 from support.score_stages import LetterShare
 
 from gristmill import Pipeline
-from gristmill.core.config import parse_pipeline
+from gristmill.core.phase import run_in_memory
 from gristmill.errors import ConfigError
 from gristmill.io import ParquetReader, ParquetWriter
+from gristmill.runs.config import parse_pipeline
 from gristmill.stages.filters.score_filter import PRESETS, ScoreFilter
 
 SCORE = "letter_share"
@@ -140,19 +141,23 @@ def test_percentile_cut_is_global_across_tasks_and_workers(shards: Path, tmp_pat
     best_dropped = pc.max(rejects.column(SCORE)).as_py()
     assert best_dropped <= worst_kept * (1 + 2**-11)
     assert report.stats.stages["02_score_filter"].docs_out == kept.num_rows
-    saved = json.loads((out / "_run" / "statistics" / "02_score_filter.json").read_text())
-    assert saved["summary"]["count"] == total_scored
+    decision_file = out / "_run" / "phases" / "02_score_filter" / "decision.json"
+    saved = json.loads(decision_file.read_text())
+    assert saved["decision"]["sketch"]["count"] == total_scored
     assert saved["decision"]["keep_fraction"] == 0.6
 
     # quantiles_from reuses that sketch: one pass, same output.
     again = tmp_path / "again"
-    path = str(out / "_run" / "statistics" / "02_score_filter.json")
     reuse = ScoreFilter(
-        column=SCORE, method="percentile", keep_fraction=0.6, on_missing="drop", quantiles_from=path
+        column=SCORE,
+        method="percentile",
+        keep_fraction=0.6,
+        on_missing="drop",
+        quantiles_from=str(decision_file),
     )
-    assert not reuse.needs_run_statistics and "cut" in reuse.spec()
+    assert reuse.corpus_phase() is None and "cut" in reuse.spec()
     _run(shards, again, [LetterShare(min_chars=200), reuse], workers=1)
-    assert not (again / "_run" / "segments").exists()
+    assert not (again / "_run" / "phases").exists()
     assert read_output(again).equals(kept)
 
 
@@ -195,7 +200,7 @@ def test_presets_reproduce_the_guides_retention(scored, preset, fraction, direct
     column = PRESETS[preset]["column"]
     table = scored.rename_columns([column if n == SCORE else n for n in scored.column_names])
     stage = ScoreFilter(preset=preset, on_missing="drop")
-    stage.apply_run_statistics(stage.merge_observations([stage.observe(table)]))
+    stage.use_phase_result(run_in_memory(stage.corpus_phase(), [table]))
     kept = stage.run_batch(table).table
     scored_rows = table.num_rows - table.column(column).null_count
     assert abs(kept.num_rows / scored_rows - fraction) <= 0.01
@@ -257,8 +262,8 @@ def test_a_toxicity_preset_after_the_real_toxicity_scorer(shards: Path, tmp_path
     )
 
 
-def test_a_percentile_cut_outside_an_executor_is_a_clear_error(scored: pa.Table):
+def test_a_percentile_cut_outside_a_run_is_a_clear_error(scored: pa.Table):
     stage = ScoreFilter(column=SCORE, method="percentile", keep_fraction=0.5)
-    assert stage.needs_run_statistics
+    assert stage.corpus_phase() is not None
     with pytest.raises(ConfigError, match="percentile cut was never computed"):
         stage.run_batch(scored)

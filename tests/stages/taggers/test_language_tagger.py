@@ -13,7 +13,7 @@ from support.data import sample_table
 
 from gristmill.classifiers import labelled
 from gristmill.core.config import StageEntry, build_stage
-from gristmill.core.pipeline import Pipeline
+from gristmill.runs.pipeline import Pipeline
 from gristmill.stages.filters.language import LanguageFilter
 from gristmill.stages.taggers.language import LANGUAGE, LANGUAGE_SCORE, LanguageTagger
 

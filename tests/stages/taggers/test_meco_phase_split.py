@@ -111,7 +111,7 @@ def test_topk_keeps_frequent_hosts_only(tagged: pa.Table, plan_path: Path) -> No
     assert "unknown" in values and len(top) >= 1
 
 
-def test_topk_host_counts_from_the_run_pass(tmp_path: Path, samples_dir: Path) -> None:
+def test_topk_host_counts_from_the_whole_run_phase(tmp_path: Path, samples_dir: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name in ("web-c4-0000.parquet", "web-ccnet-0000.parquet", "web-html-0000.parquet"):
@@ -127,8 +127,10 @@ def test_topk_host_counts_from_the_run_pass(tmp_path: Path, samples_dir: Path) -
     hosts = pc.value_counts(out.column("meco_value").drop_null()).to_pylist()
     kept = {h["values"] for h in hosts} - {"unknown"}
     assert 1 <= len(kept) <= 20 and any(h["values"] == "unknown" for h in hosts)
-    record = json.loads((tmp_path / "out" / "_run" / "statistics" / "01_meco.json").read_text())
-    assert record["decision"]["top_hosts"] == len(kept)
+    record = json.loads(
+        (tmp_path / "out" / "_run" / "phases" / "01_meco" / "decision.json").read_text()
+    )
+    assert len(record["decision"]["top_hosts"]) == len(kept)
 
 
 def test_plan_and_stage_must_agree(plan_path: Path) -> None:
@@ -162,7 +164,7 @@ def _run_meco(inputs: Path, output: Path, workers: int, **options: object) -> pa
 
 
 def test_cooldown_share_in_tokens_across_worker_counts(tagged: pa.Table, tmp_path: Path) -> None:
-    """The executor's whole-run statistics pass, with 1 and 2 workers: same exact split."""
+    """The stage's whole-run phase, with 1 and 2 workers: the same exact split."""
     inputs = tmp_path / "in"
     _split_tagged(tagged, inputs, 4)
     one = _run_meco(inputs, tmp_path / "w1", 1, token_column="token_count")
@@ -176,7 +178,9 @@ def test_cooldown_share_in_tokens_across_worker_counts(tagged: pa.Table, tmp_pat
     conditioning = one.filter(pc.equal(one.column("phase"), "conditioning"))
     assert set(cooldown.column("id").to_pylist()).isdisjoint(conditioning.column("id").to_pylist())
     assert one.column("text").equals(tagged.column("text"))
-    decision = json.loads((tmp_path / "w1" / "_run" / "statistics" / "01_meco.json").read_text())
+    decision = json.loads(
+        (tmp_path / "w1" / "_run" / "phases" / "01_meco" / "decision.json").read_text()
+    )
     assert decision["decision"]["cooldown_share"] == pytest.approx(share, abs=1e-6)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from gristmill.classifiers import labelled
 from gristmill.classifiers.metrics import roc_auc
-from gristmill.stages.models.fasttext_model import one_line
+from gristmill.models.fasttext_model import one_line
 from gristmill.stages.taggers.toxicity import ToxicityParams, ToxicityScorer
 
 AUC_FLOOR = 0.85

@@ -18,9 +18,8 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from gristmill.core import columns
-from gristmill.core.filter import FilterParams
+from gristmill.core.filter import FilterParams, Verdict
 from gristmill.core.registry import register_stage
-from gristmill.core.stage import StageResult
 from gristmill.stages.filters.heuristics.base import HeuristicFilter, HeuristicParams
 from gristmill.stages.filters.heuristics.text import (
     PY_WHITESPACE,
@@ -88,9 +87,6 @@ class C4Quality(HeuristicFilter):
     """Drops pages with lorem ipsum, code braces, or too few sentences in their good lines."""
 
     name = "c4_quality"
-    #: The text of the batch being judged, rewritten to its kept lines (one batch at a time).
-    _rewritten: pa.Array | None = None
-    _last_reasons: Sequence[str | None] = ()
     Params: ClassVar[type[FilterParams]] = C4QualityParams
     params: C4QualityParams
 
@@ -156,16 +152,20 @@ class C4Quality(HeuristicFilter):
             "kept": ~lorem & ~javascript & ~curly & ~policy,
         }
 
-    def run_batch(self, batch: pa.Table) -> StageResult:
-        self._rewritten = None
-        result = super().run_batch(batch)
-        rewritten, self._rewritten = self._rewritten, None
-        if rewritten is None or self.params.mode == "annotate" or not result.table.num_rows:
-            return result
-        kept_rows = pc.is_null(pa.array(self._last_reasons, pa.string()))
-        text = result.table.column_names.index(columns.TEXT)
-        table = result.table.set_column(text, columns.TEXT, rewritten.filter(kept_rows))
-        return StageResult(table, result.rejected, result.reasons)
+    def judge(self, batch: pa.Table) -> Verdict:
+        texts = self.texts(batch)
+        lines = self._lines(texts)
+        reasons = self._decide(texts, lines)
+        keep = pa.array([reason is None for reason in reasons], pa.bool_())
+        verdict = Verdict(keep, pa.array(reasons, pa.string()))
+        if self.params.remove_lines and self.params.mode == "drop":
+            # Kept documents go on with their kept lines; dropped ones are rejected whole.
+            original = batch.column(columns.TEXT)
+            kept_text = self._kept_text(lines, texts.height).cast(original.type)
+            rewritten = pc.if_else(keep, kept_text, original)
+            position = batch.column_names.index(columns.TEXT)
+            verdict.edited = batch.set_column(position, columns.TEXT, rewritten)
+        return verdict
 
     def _kept_text(self, lines: pl.DataFrame, rows: int) -> pa.Array:
         """Per document, its kept lines joined by line breaks and stripped ("" if none)."""
@@ -179,15 +179,10 @@ class C4Quality(HeuristicFilter):
         return pa.array(text, pa.string())
 
     def decide(self, texts: pl.DataFrame) -> Sequence[str | None]:
-        reasons = self._decide(texts)
-        self._last_reasons = reasons
-        return reasons
+        return self._decide(texts, self._lines(texts))
 
-    def _decide(self, texts: pl.DataFrame) -> list[str | None]:
+    def _decide(self, texts: pl.DataFrame, lines: pl.DataFrame) -> list[str | None]:
         p = self.params
-        lines = self._lines(texts)
-        if p.remove_lines:
-            self._rewritten = self._kept_text(lines, texts.height)
         reasons = np.full(texts.height, None, dtype=object)
         # The first line (in order) that drops the whole page names the reason.
         page = lines.filter(pl.col("lorem") | pl.col("curly")).group_by("doc").first()

@@ -186,7 +186,7 @@ def test_exact_recheck_counts_spacys_words_with_the_kernel():
     # datatrove's: the verdicts must then be datatrove's own.
     from datatrove.pipeline.filters import GopherRepetitionFilter
 
-    from gristmill.io.datatrove import DatatroveStep
+    from gristmill.adapters.datatrove_in_gristmill import DatatroveStep
 
     table = sample_table()
     subset = table.take(list(range(0, table.num_rows, 60)))

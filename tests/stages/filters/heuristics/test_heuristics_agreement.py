@@ -23,8 +23,8 @@ from datatrove.pipeline.filters import (
 )
 from support.data import sample_table
 
+from gristmill.adapters.datatrove_in_gristmill import DatatroveStep
 from gristmill.core.filter import Filter
-from gristmill.io.datatrove import DatatroveStep
 from gristmill.stages.filters.heuristics.c4_quality import C4Quality
 from gristmill.stages.filters.heuristics.fineweb_quality import FineWebQuality
 from gristmill.stages.filters.heuristics.gopher_quality import GopherQuality

@@ -13,9 +13,9 @@ from datatrove.pipeline.filters import (
 from support.data import sample_table
 
 from gristmill import Pipeline
+from gristmill.adapters.datatrove_in_gristmill import DatatroveStep
 from gristmill.core.filter import Filter
 from gristmill.core.registry import get_stage_class
-from gristmill.io.datatrove import DatatroveStep
 from gristmill.stages.filters.heuristics.c4_quality import C4Quality
 from gristmill.stages.filters.heuristics.fineweb_quality import FineWebQuality
 from gristmill.stages.filters.heuristics.gopher_quality import GopherQuality
@@ -134,7 +134,7 @@ def test_greedy_duplicates_skip_past_each_repeat():
 
 
 def test_yaml_pipeline_builds_the_four_filters_with_datatroves_defaults():
-    from gristmill.core.config import parse_pipeline
+    from gristmill.runs.config import parse_pipeline
 
     config = parse_pipeline(
         """

@@ -3,7 +3,7 @@
 Filters go through their own ``filter_batch`` so the decisions (and reasons) are exactly
 datatrove's; other steps (formatters, mappers) run through their ``run`` generator and their
 edited text is written back. The reverse direction, a gristmill pipeline as a datatrove
-step, is in ``gristmill.io.datatrove_step``.
+step, is in ``gristmill.adapters.gristmill_in_datatrove``.
 """
 
 from __future__ import annotations

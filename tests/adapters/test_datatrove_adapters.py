@@ -14,9 +14,9 @@ from support.data import read_output
 from support.stages import MinLength, TextLength
 
 from gristmill import Pipeline
+from gristmill.adapters.datatrove_in_gristmill import DatatroveStep
+from gristmill.adapters.gristmill_in_datatrove import GristmillStep
 from gristmill.io import ParquetReader, ParquetWriter
-from gristmill.io.datatrove import DatatroveStep
-from gristmill.io.datatrove_step import GristmillStep
 
 SHARD = "web-c4-0000.parquet"
 

@@ -13,8 +13,8 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from gristmill.core import columns
-from gristmill.core.pipeline import Pipeline
 from gristmill.core.stage import Stage
+from gristmill.runs.pipeline import Pipeline
 
 ROW = "_gristmill_row"
 

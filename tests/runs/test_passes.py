@@ -1,7 +1,7 @@
-"""Two-pass runs (a percentile cut after a scorer): segments, statistics, resume, fingerprints.
+"""Two-pass runs (a percentile cut after a scorer): passes, the cut's phase, resume, fingerprints.
 
 The interrupted runs are real ``gristmill run`` processes killed with SIGKILL part-way through
-the first pass (the scorer's segment) or the second (the cut and what follows).
+the first pass (the scorer's) or the second (the cut and what follows).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from support.data import read_output, split_samples
 from support.score_stages import LetterShare
 
 from gristmill import Pipeline
-from gristmill.core.config import load_pipeline
+from gristmill.core.chain import StageChain
 from gristmill.executors import LocalExecutor
-from gristmill.executors.prepass import split_segments
 from gristmill.io import ParquetReader, ParquetWriter
+from gristmill.runs.config import load_pipeline
+from gristmill.runs.passes import split_passes
 from gristmill.stages.filters.score_filter import ScoreFilter
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def reference(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("reference")
     output = directory / "out"
     config = load_pipeline(_write_pipeline(directory, shards, output, 0.0))
-    report = LocalExecutor(workers=2, progress=False).run(config.build())
+    report = config.build().run(executor=LocalExecutor(workers=2))
     assert report.ok, report.failures
     return output
 
@@ -101,7 +102,7 @@ def _assert_same_output(output: Path, reference: Path) -> None:
     assert len(ids) == len(set(ids)), "duplicated documents"
     assert resumed.drop_columns([]).equals(expected)
     assert [p for p in output.rglob("*") if p.name.startswith(".tmp-")] == []
-    assert not list((output / "_run" / "segments").rglob("*.parquet")), "segment data kept"
+    assert not list((output / "_run" / "passes").rglob("*.parquet")), "pass data kept"
     stats = json.loads((output / "_run" / "stats.json").read_text())
     reference_stats = json.loads((reference / "_run" / "stats.json").read_text())
     for label, figures in reference_stats["stages"].items():
@@ -116,21 +117,20 @@ def test_resume_after_a_kill_in_either_pass_gives_the_uninterrupted_output(
 ):
     output = tmp_path / "out"
     pipeline = _write_pipeline(tmp_path, shards, output, 0.3)
-    if interrupted_pass == "first":
-        markers = output / "_run" / "segments" / "01" / "_run" / "markers"
-    else:
-        markers = output / "_run" / "markers"
+    markers = (
+        output / "_run" / "markers" / ("pass-01" if interrupted_pass == "first" else "pass-02")
+    )
     done = _kill_when(_cli(pipeline), markers, 2)
     assert 2 <= done < SHARDS, f"the {interrupted_pass} pass should have been killed part-way"
     if interrupted_pass == "first":
-        assert not (output / "_run" / "markers").exists()
+        assert not (output / "_run" / "markers" / "pass-02").exists()
 
     rerun = _cli(pipeline)
     assert rerun.wait(timeout=300) == 0
     _assert_same_output(output, reference)
 
 
-def test_a_failed_first_pass_task_stops_before_the_cut_and_a_rerun_completes(
+def test_a_failed_first_pass_task_is_left_out_of_the_cut_and_a_rerun_completes(
     shards: Path, tmp_path: Path
 ):
     inputs = tmp_path / "in"
@@ -155,7 +155,19 @@ def test_a_failed_first_pass_task_stops_before_the_cut_and_a_rerun_completes(
     report = pipeline().run()
     assert not report.ok and [f.task_id for f in report.failures] == ["part-001"]
     assert "not a readable Parquet file" in report.failures[0].error
-    assert not list(output.glob("*.parquet")), "no cut may be made from part of the run"
+    # The cut is made over the two good files, and both get their output.
+    assert sorted(p.name for p in output.glob("*.parquet")) == [
+        "part-000.parquet",
+        "part-002.parquet",
+    ]
+    phase = report.phases["02_score_filter"]
+    assert phase["tasks"] == 2 and phase["tasks_left_out"] == ["part-001"]
+    stats = json.loads((output / "_run" / "stats.json").read_text())
+    assert stats["phases"]["02_score_filter"]["tasks_left_out"] == ["part-001"]
+    good_rows = sum(
+        pq.read_metadata(inputs / n).num_rows for n in ("part-000.parquet", "part-002.parquet")
+    )
+    assert abs(read_output(output).num_rows / good_rows - 0.5) <= 0.01
 
     broken.write_bytes(good)
     report = pipeline().run()
@@ -163,6 +175,7 @@ def test_a_failed_first_pass_task_stops_before_the_cut_and_a_rerun_completes(
     kept = read_output(output).num_rows
     total = sum(pq.read_metadata(p).num_rows for p in inputs.glob("*.parquet"))
     assert abs(kept / total - 0.5) <= 0.01
+    assert report.phases["02_score_filter"]["tasks"] == 3
 
 
 def test_a_barrier_first_reads_the_input_and_several_barriers_chain(shards: Path, tmp_path: Path):
@@ -175,7 +188,7 @@ def test_a_barrier_first_reads_the_input_and_several_barriers_chain(shards: Path
     second = ScoreFilter(
         column="other", method="inverse", direction="keep_low", remove_fraction=0.25
     )
-    assert [(s.start, s.stop, s.barrier) for s in split_segments([first, second])] == [
+    assert [(p.start, p.stop, p.phase) for p in split_passes(StageChain([first, second]))] == [
         (0, 1, True),
         (1, 2, True),
     ]
@@ -192,31 +205,33 @@ def test_a_barrier_first_reads_the_input_and_several_barriers_chain(shards: Path
     assert abs(after_first - 0.8 * 3254 - 294) <= 0.01 * 3254  # 294 unscored docs are kept
     assert abs(stats["02_score_filter"].docs_out / after_first - 0.75) <= 0.01
     assert read_output(output).num_rows == stats["02_score_filter"].docs_out
-    assert sorted(p.name for p in (output / "_run" / "statistics").iterdir()) == [
-        "01_score_filter.json",
-        "02_score_filter.json",
+    phases = output / "_run" / "phases"
+    assert sorted(p.name for p in phases.iterdir()) == ["01_score_filter", "02_score_filter"]
+    # Once the run is whole only the decisions are kept: map and reduce data are removed,
+    # and so is pass 1's output (it fed the second cut's phase).
+    assert sorted(p.name for p in phases.rglob("*") if p.is_file()) == [
+        "decision.json",
+        "decision.json",
     ]
-    # Segment 1 is the first cut itself (read from the input); its output fed the second
-    # cut's statistics and was removed once the run completed.
-    assert sorted(p.name for p in (output / "_run" / "segments").iterdir()) == ["01"]
-    assert not list((output / "_run" / "segments").rglob("*.parquet"))
+    assert not (output / "_run" / "passes").exists()
 
     # The output's fingerprint includes both cuts; the markers carry it.
     run = json.loads((output / "_run" / "run.json").read_text())
-    cuts = run["pipeline"]["run_statistics"]
+    cuts = run["decisions"]
     assert cuts["01_score_filter"]["keep_fraction"] == 0.8
     assert cuts["02_score_filter"]["keep_fraction"] == 0.75
     assert cuts["02_score_filter"]["direction"] == "keep_high"  # inverse of keep_low
-    final = run["pipeline"]["output_fingerprint"]
+    final = run["output_fingerprint"]
     assert final != run["fingerprint"]
-    markers = list((output / "_run" / "markers").glob("*.json"))
+    markers = list((output / "_run" / "markers" / "pass-02").glob("*.json"))
     assert len(markers) == SHARDS
     assert {json.loads(m.read_text())["fingerprint"] for m in markers} == {final}
 
-
-def _square(value: int) -> int:
-    return value * value
-
-
-def test_map_tasks_keeps_the_order_with_a_pool():
-    assert LocalExecutor(workers=2).map_tasks(_square, list(range(7))) == [i * i for i in range(7)]
+    # A rerun of the whole output runs nothing and reports the same figures.
+    again = Pipeline(
+        [first, second],
+        reader=ParquetReader(str(inputs / "*.parquet"), batch_size=300),
+        writer=ParquetWriter(str(output)),
+    ).run()
+    assert again.ok and again.tasks_run == 0 and again.tasks_skipped == SHARDS
+    assert again.stats.to_dict() == report.stats.to_dict()

@@ -18,7 +18,7 @@ import pytest
 from support.data import sample_table
 
 from gristmill.errors import ConfigError
-from gristmill.stages.models import fasttext_model as ft
+from gristmill.models import fasttext_model as ft
 from gristmill.stages.taggers.language import bundled_lid_model
 
 FULL_BUILDS = ("fasttext-numpy2-wheel", "fasttext", "fasttext-wheel")

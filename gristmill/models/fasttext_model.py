@@ -24,7 +24,7 @@ build name). Prediction therefore works with any of them. Training needs
 ``fasttext_pybind.train``, which the predict-only build lacks; then we fail naming the
 distribution that owns the installed binding and the command that fixes it. (pip installs the
 dependency-free ``fasttext-predict`` before ``fasttext-numpy2-wheel``, which depends on numpy,
-so a clean ``pip install`` ends with the full build; ``tests/stages/models`` checks it.)
+so a clean ``pip install`` ends with the full build; ``tests/models`` checks it.)
 """
 
 from __future__ import annotations

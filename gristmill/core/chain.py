@@ -1,7 +1,9 @@
-"""Reader → stages → writer, validated before any data flows.
+"""Stages in order, validated before any data flows, run batch by batch with their counters.
 
-The same object runs in-process, in a process pool or on a Dask worker: each worker sets the
-stages up once, and every task resets their counters, so a task's stats are its own.
+A chain is what every worker runs: it sets its stages up once, resets their counters at each
+task so that a task's stats are its own, and labels each stage by its position in the whole
+pipeline (``03_gopher_quality``), the labels that ``stats.json`` and the rejects carry. A pass
+of a longer pipeline (``part``) keeps the labels its stages have in the whole.
 """
 
 from __future__ import annotations
@@ -11,21 +13,17 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from gristmill.core import columns
+from gristmill.core.phase import TaskInfo
 from gristmill.core.resources import Resources
 from gristmill.core.stage import Stage
 from gristmill.core.stats import PipelineStats
 from gristmill.errors import PipelineValidationError
-
-if TYPE_CHECKING:
-    from gristmill.executors.base import RunReport
-    from gristmill.io.base import Reader
-    from gristmill.io.parquet import ParquetWriter
 
 
 @dataclass
@@ -44,31 +42,22 @@ def character_count(table: pa.Table) -> int:
     return int(total or 0)
 
 
-class Pipeline:
-    """A reader, stages in order, and a writer; ``rejects`` keeps dropped rows beside the output."""
+def stage_labels(stages: Sequence[Stage]) -> list[str]:
+    """Unique, ordered keys for the stats: each stage's position (from 1) and name."""
+    return [f"{i:02d}_{stage.name}" for i, stage in enumerate(stages, start=1)]
 
-    def __init__(
-        self,
-        stages: Sequence[Stage],
-        *,
-        reader: Reader | None = None,
-        writer: ParquetWriter | None = None,
-        rejects: bool = True,
-        name: str = "pipeline",
-    ) -> None:
+
+class StageChain:
+    """Stages in order; ``labels`` default to their positions (see ``stage_labels``)."""
+
+    def __init__(self, stages: Sequence[Stage], *, labels: Sequence[str] | None = None) -> None:
         self.stages = list(stages)
-        self.reader = reader
-        self.writer = writer
-        self.rejects = rejects
-        self.name = name
+        self.stage_labels = list(labels) if labels is not None else stage_labels(self.stages)
+        if len(self.stage_labels) != len(self.stages):
+            raise ValueError("one label per stage")
         self._is_set_up = False
 
     # -- description -----------------------------------------------------------------------
-    @property
-    def stage_labels(self) -> list[str]:
-        """Unique, ordered keys for the stats: the position and the name of each stage."""
-        return [f"{i:02d}_{stage.name}" for i, stage in enumerate(self.stages, start=1)]
-
     @property
     def resources(self) -> Resources:
         total = Resources(cpus=1.0)
@@ -76,8 +65,12 @@ class Pipeline:
             total = total.combine(stage.resources)
         return total
 
+    def part(self, start: int, stop: int) -> StageChain:
+        """Stages ``[start, stop)`` as a chain of their own, keeping their labels."""
+        return StageChain(self.stages[start:stop], labels=self.stage_labels[start:stop])
+
     def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "stages": [stage.spec() for stage in self.stages]}
+        return {"stages": [stage.spec() for stage in self.stages]}
 
     def fingerprint(self, **extra: Any) -> str:
         """A hash of what decides the output's content: the stages, their parameters, ``extra``."""
@@ -114,9 +107,6 @@ class Pipeline:
                 fields[field.name] = field.with_nullable(True)
         return pa.schema(list(fields.values()), metadata=input_schema.metadata)
 
-    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
-        return self.validate(input_schema)
-
     # -- running -------------------------------------------------------------------------
     def setup(self) -> None:
         """Load every stage's models; idempotent, so a worker pays for it once."""
@@ -133,9 +123,11 @@ class Pipeline:
             stage.teardown()
         self._is_set_up = False
 
-    def start_task(self) -> None:
+    def start_task(self, task: TaskInfo | None = None) -> None:
         for stage in self.stages:
             stage.reset_stats()
+            if task is not None:
+                stage.start_task(task)
 
     def finish_task(self) -> PipelineStats:
         stats = PipelineStats(tasks=1)
@@ -164,18 +156,3 @@ class Pipeline:
             if table.num_rows == 0:
                 break
         return table, rejected
-
-    def run(
-        self,
-        *,
-        workers: int = 1,
-        limit: int | None = None,
-        overwrite: bool = False,
-        progress: bool = False,
-    ) -> RunReport:
-        """Run over the reader's inputs with the local executor; see ``gristmill.executors``."""
-        from gristmill.executors.local import LocalExecutor
-
-        return LocalExecutor(workers=workers, progress=progress).run(
-            self, limit=limit, overwrite=overwrite
-        )

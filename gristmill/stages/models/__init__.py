@@ -1,1 +1,0 @@
-"""Model wrappers that stages share (fastText); no stages are registered here."""
