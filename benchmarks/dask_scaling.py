@@ -41,10 +41,10 @@ def throughput(stages_file: Path, workers: int, limit: int, scratch: Path) -> tu
 
     cluster = local_cluster(DaskConfig(dashboard_address=":0"), workers)
     with cluster, Client(cluster) as client:
-        executor = DaskExecutor(client=client, progress=False)
-        executor.run(pipeline(scratch / f"warmup-{workers}"), limit=2)
+        executor = DaskExecutor(client=client)
+        pipeline(scratch / f"warmup-{workers}").run(executor=executor, limit=2)
         started = time.perf_counter()
-        report = executor.run(pipeline(scratch / f"run-{workers}"), limit=limit)
+        report = pipeline(scratch / f"run-{workers}").run(executor=executor, limit=limit)
         seconds = time.perf_counter() - started
     if not report.ok:
         sys.exit(f"run with {workers} workers failed: {report.failures[0].error}")

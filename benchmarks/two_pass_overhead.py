@@ -1,9 +1,10 @@
 """What a whole-run percentile cut costs over a fixed threshold, as a ratio of wall times.
 
 Same scorer (the ``tokens`` tagger), same data, same workers; the only difference is the
-``score_filter`` method: ``threshold`` runs in one pass, ``percentile`` makes the executor
-write the scorer's segment, read back only the score column for the run-wide sketch, and
-run the cut from the segment. The ratio is what a percentile preset costs over a threshold.
+``score_filter`` method: ``threshold`` runs in one pass, ``percentile`` makes the run driver
+write the scorer's pass, map only the score column into a sketch (the corpus-wide phase), and
+run the cut from the pass's output. The ratio is what a percentile preset costs over a
+threshold.
 
     python benchmarks/two_pass_overhead.py --copies 8 --workers 2
 """
@@ -44,7 +45,7 @@ def _time(inputs: Path, output: Path, cut: ScoreFilter, workers: int) -> float:
         writer=ParquetWriter(str(output)),
     )
     started = time.perf_counter()
-    report = LocalExecutor(workers=workers, progress=False).run(pipeline, overwrite=True)
+    report = pipeline.run(executor=LocalExecutor(workers=workers), overwrite=True)
     assert report.ok, report.failures
     return time.perf_counter() - started
 

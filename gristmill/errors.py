@@ -25,3 +25,8 @@ class InputError(GristmillError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class NotReadyError(GristmillError):
+    """A file the next step needs has not been written yet (by a trainer, say): not a
+    failure, the same command succeeds once it is there (the CLI exits with 75, EX_TEMPFAIL)."""

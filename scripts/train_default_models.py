@@ -38,7 +38,7 @@ def sample_table() -> pa.Table:
 
 def quality_sets(recipe: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
     """Curated sources (capped per source) against noisy crawl, as the recipe says."""
-    from gristmill.classifiers.labelled import hplt_table, in_samples
+    from labelled import hplt_table, in_samples
 
     samples = sample_table()
     positive = recipe["positive"]
@@ -63,7 +63,7 @@ def quality_sets(recipe: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
 
 def toxicity_sets() -> tuple[pa.Table, pa.Table]:
     """The labelled toxicity rows that are in the samples, split by their label."""
-    from gristmill.classifiers.labelled import in_samples, toxicity_table
+    from labelled import in_samples, toxicity_table
 
     rows = in_samples(toxicity_table()).select(["id", "text", "source", "toxic"])
     return rows.filter(rows["toxic"]), rows.filter(pc.invert(rows["toxic"]))

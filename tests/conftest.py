@@ -1,5 +1,6 @@
 """Shared fixtures. ``tests/`` is put on sys.path so that ``support`` (stages used by tests)
-is importable in the spawned worker processes of the executors, which re-import by name."""
+is importable in the spawned worker processes of the executors, which re-import by name;
+``scripts/`` too, for the development tooling there (``labelled``) that is not packaged."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+SCRIPTS = REPO / "scripts"
+for folder in (SCRIPTS, TESTS):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 SAMPLES = REPO / "data_samples"
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,7 +1,7 @@
 """Checks on the committed ``data_samples/`` shards.
 
 Other tests and the default pipeline read these shards, so their contract (the
-column schema of DESIGN.md §2, unique ids, the crawl-date/dump cases, the
+exact column schema, ``EXPECTED_SCHEMA`` below; unique ids; the crawl-date/dump cases; the
 held-out rule for labelled rows) is pinned here. When ``shared/data`` is
 present, a rebuild must reproduce the committed tables exactly.
 """

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from gristmill.cli import options
 from gristmill.cli.errors import EXIT_CONFIG, EXIT_FAILED, console, reported
 from gristmill.io.base import unreadable_inputs
 
@@ -33,30 +34,17 @@ def run(
     output: Annotated[
         Optional[str], typer.Option("--output", "-o", help="output directory")
     ] = None,
-    workers: Annotated[
-        Optional[int], typer.Option("--workers", "-w", min=1, help="worker processes")
-    ] = None,
-    executor_type: Annotated[
-        Optional[str],
-        typer.Option("--executor", "-e", help="local or dask (default: the pipeline's executor)"),
-    ] = None,
-    scheduler: Annotated[
-        Optional[str],
-        typer.Option(help="dask: address of an existing scheduler, e.g. tcp://host:8786"),
-    ] = None,
-    slurm: Annotated[
-        bool, typer.Option("--slurm", help="dask: run the workers as Slurm jobs")
-    ] = False,
+    workers: options.Workers = None,
+    executor_type: options.ExecutorType = None,
+    scheduler: options.Scheduler = None,
+    slurm: options.Slurm = False,
     limit: Annotated[
         Optional[int], typer.Option(min=1, help="read at most N documents from each task")
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="replace an existing output instead of resuming")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress or summary")] = False,
+    overwrite: options.Overwrite = False,
+    quiet: options.Quiet = False,
 ) -> None:
     """Run a pipeline; a rerun resumes, skipping the tasks that completed."""
-    from gristmill.executors.select import build_executor
     from gristmill.runs.config import load_pipeline
 
     with reported():
@@ -66,12 +54,8 @@ def run(
         if output:
             config.output = config.output.model_copy(update={"path": output})
         built = config.build()
-        executor = build_executor(
-            config.executor,
-            executor_type=executor_type,
-            workers=workers,
-            scheduler=scheduler,
-            slurm=slurm,
+        executor = options.chosen_executor(
+            config.executor, executor_type, workers, scheduler, slurm
         )
         report = built.run(
             executor=executor, limit=limit, overwrite=overwrite, progress=not quiet, console=console

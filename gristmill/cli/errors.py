@@ -12,8 +12,15 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from gristmill.errors import ConfigError, GristmillError, InputError, PipelineValidationError
+from gristmill.errors import (
+    ConfigError,
+    GristmillError,
+    InputError,
+    NotReadyError,
+    PipelineValidationError,
+)
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -23,28 +30,25 @@ EXIT_INTERRUPTED = 130
 console = Console(stderr=True, soft_wrap=True)
 
 
-class WaitingError(GristmillError):
-    """The next step needs a file that another program has not written yet."""
-
-
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn gristmill's own errors (and OS errors on the user's files) into one line and an
     exit code; a programming error still shows its traceback."""
     try:
         yield
-    except WaitingError as error:
-        console.print(f"waiting: {error}", highlight=False)
+    except NotReadyError as error:
+        console.print(f"waiting: {escape(str(error))}", highlight=False)
         raise typer.Exit(EXIT_WAITING) from None
     except (ConfigError, PipelineValidationError, InputError) as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
     except GristmillError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
-        console.print(f"[red]error:[/red] {where}{error.strerror or error}", highlight=False)
+        message = escape(f"{where}{error.strerror or error}")
+        console.print(f"[red]error:[/red] {message}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
     except KeyboardInterrupt:
         console.print("interrupted: a rerun of the same command resumes", highlight=False)
@@ -53,5 +57,5 @@ def reported() -> Iterator[None]:
 
 def fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
     """Print one error line and give the exit to raise (for checks a command makes itself)."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)

@@ -1,27 +1,28 @@
 """``gristmill export``: a curated output → token sequences with a loss mask, for training.
 
 Writes ``sequences.parquet`` and the memory-mapped ``tokens.bin`` / ``loss_mask.bin`` /
-``index.npy`` / ``meta.json`` (format in ``gristmill.export.writer``).
+``index.npy`` / ``meta.json`` (format in ``gristmill.export.writer``). The tokenisation runs
+on the chosen executor (a local process pool, or Dask); a rerun of the same command resumes
+an interrupted export and does nothing for a complete one.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
 
-from gristmill.errors import GristmillError
+from gristmill.cli import options
+from gristmill.cli.errors import console, fail, reported
 from gristmill.export import ExportOptions, export_corpus
 from gristmill.export.pack import PACK_MODES, PackMode
 
-EXIT_CONFIG = 2
+PHASES = ("all", "conditioning", "cooldown")
 
 
 def export(
     inputs: Annotated[list[str], typer.Argument(help="curated output directories or files")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="export directory")],
+    output: Annotated[str, typer.Option("--output", "-o", help="export directory (or URL)")],
     tokenizer: Annotated[
         Optional[str], typer.Option(help="tokenizer.json of the model to train")
     ] = None,
@@ -40,22 +41,22 @@ def export(
     phase: Annotated[
         str, typer.Option(help="all | conditioning | cooldown (MeCo trains them in turn)")
     ] = "all",
+    executor_type: options.ExecutorType = None,
+    workers: options.Workers = None,
+    scheduler: options.Scheduler = None,
+    slurm: options.Slurm = False,
+    overwrite: options.Overwrite = False,
+    quiet: options.Quiet = False,
 ) -> None:
     """Tokenise [BOS] + meco_prefix + text + [EOS], mask BOS and prefix out of the loss."""
-    console = Console(stderr=True)
-    if phase not in ("all", "conditioning", "cooldown"):
-        console.print(
-            f"[red]error:[/red] --phase must be all, conditioning or cooldown, not {phase!r}"
-        )
-        raise typer.Exit(EXIT_CONFIG)
+
+    if phase not in PHASES:
+        raise fail(f"--phase must be all, conditioning or cooldown, not {phase!r}")
     if pack_mode not in PACK_MODES:
-        console.print(
-            f"[red]error:[/red] --pack-mode must be {' or '.join(PACK_MODES)}, not {pack_mode!r}"
-        )
-        raise typer.Exit(EXIT_CONFIG)
+        raise fail(f"--pack-mode must be {' or '.join(PACK_MODES)}, not {pack_mode!r}")
     chosen: Literal["all", "conditioning", "cooldown"] = phase  # type: ignore[assignment]
     mode: PackMode = pack_mode  # type: ignore[assignment]
-    options = ExportOptions(
+    settings = ExportOptions(
         tokenizer=tokenizer,
         bos_token=bos_token,
         eos_token=eos_token,
@@ -63,15 +64,29 @@ def export(
         pack_mode=mode,
         phase=chosen,
     )
-    try:
-        summary = export_corpus(list(inputs), output, options)
-    except GristmillError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(EXIT_CONFIG) from None
+    with reported():
+        executor = options.chosen_executor(None, executor_type, workers, scheduler, slurm)
+        summary = export_corpus(
+            list(inputs),
+            output,
+            settings,
+            executor=executor,
+            overwrite=overwrite,
+            progress=not quiet,
+            console=console,
+        )
+    if quiet:
+        return
+    if summary.already_complete:
+        done = f"already complete ({summary.tasks} input tasks)"
+    elif summary.tasks_run < summary.tasks:
+        done = f"{summary.tasks_run} of {summary.tasks} input tasks tokenised now, the rest before"
+    else:
+        done = f"{summary.tasks} input tasks tokenised"
     console.print(
-        f"{summary.output}: {summary.documents} documents → {summary.sequences} sequences, "
+        f"{output}: {summary.documents} documents → {summary.sequences} sequences, "
         f"{summary.tokens} of {summary.tokens_in} tokens written "
-        f"({summary.tokens_dropped} dropped by packing)",
+        f"({summary.tokens_dropped} dropped by packing); {done}",
         highlight=False,
     )
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from gristmill.cli.errors import reported
+from gristmill.cli.errors import console, reported
 from gristmill.io.formats import open_reader
 from gristmill.stages.taggers.meco_plan import MecoPlan, plan_from_tables
 
@@ -39,7 +38,6 @@ def plan_command(
     ] = None,
 ) -> None:
     """Count tokens per id-hash bin and hosts over the run; write the MeCo plan."""
-    console = Console(stderr=True)
     with reported():
         # a curated output's _run/ and _rejects/ are never listed as its data
         plan = plan_from_inputs(

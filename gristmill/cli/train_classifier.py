@@ -14,10 +14,8 @@ import typer
 from rich.console import Console
 
 from gristmill.classifiers.train import ClassifierConfig, TrainingResult, train_classifier
-from gristmill.errors import GristmillError
+from gristmill.cli.errors import reported
 from gristmill.models.fasttext_model import TrainingOptions
-
-EXIT_CONFIG = 2
 
 
 def train_classifier_command(
@@ -81,16 +79,12 @@ def train_classifier_command(
         quantize=quantize,
         cutoff=cutoff,
     )
-    console = Console()
-    try:
+    with reported():
         result = train_classifier(config)
-    except GristmillError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(EXIT_CONFIG) from None
-    report(result, console)
-    if metrics is not None:
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        metrics.write_text(json.dumps(summary_dict(result), indent=2) + "\n")
+        report(result, Console())
+        if metrics is not None:
+            metrics.parent.mkdir(parents=True, exist_ok=True)
+            metrics.write_text(json.dumps(summary_dict(result), indent=2) + "\n")
 
 
 def summary_dict(result: TrainingResult) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""Column names shared by every stage (DESIGN.md §2), so a typo is a NameError, not a bug."""
+"""Column names shared by every stage, so that a typo is a NameError, not a silent bug."""
 
 from __future__ import annotations
 

@@ -139,24 +139,40 @@ def temporary_path(path: str) -> str:
     return posixpath.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}")
 
 
+class AtomicFile:
+    """A file written under a temporary sibling name: ``commit`` renames it into place whole,
+    ``abort`` removes it. The one way gristmill writes a file (``atomic_output`` is the
+    ``with`` form); a killed process leaves only a temporary, which the next run removes."""
+
+    def __init__(self, url: str, mode: str = "wb") -> None:
+        self._fs, self._path = filesystem(url)
+        self._fs.makedirs(posixpath.dirname(self._path), exist_ok=True)
+        self._temporary = temporary_path(self._path)
+        self.handle: IO[Any] = self._fs.open(self._temporary, mode)
+
+    def commit(self) -> None:
+        self.handle.close()
+        self._fs.mv(self._temporary, self._path)
+
+    def abort(self) -> None:
+        try:
+            self.handle.close()
+        finally:
+            if self._fs.exists(self._temporary):
+                self._fs.rm(self._temporary)
+
+
 @contextmanager
 def atomic_output(url: str, mode: str = "wb") -> Iterator[IO[Any]]:
-    """A file handle whose content appears at ``url`` whole when the block ends, or never.
-
-    The one way gristmill writes a file: to a temporary sibling, renamed into place at the
-    end; an exception (or a killed process) leaves the old file, if any, untouched.
-    """
-    fs, path = filesystem(url)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    temporary = temporary_path(path)
+    """A file handle whose content appears at ``url`` whole when the block ends, or never;
+    an exception leaves the old file, if any, untouched."""
+    atomic = AtomicFile(url, mode)
     try:
-        with fs.open(temporary, mode) as handle:
-            yield handle
-        fs.mv(temporary, path)
+        yield atomic.handle
     except BaseException:
-        if fs.exists(temporary):
-            fs.rm(temporary)
+        atomic.abort()
         raise
+    atomic.commit()
 
 
 def write_bytes_atomically(url: str, data: bytes) -> None:

@@ -14,7 +14,6 @@ import datetime
 import decimal
 import io
 import json
-import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -35,7 +34,7 @@ from gristmill.io.base import (
     normalise_columns,
     split_invalid_utf8,
 )
-from gristmill.io.filesystem import InputFile, filesystem, temporary_path
+from gristmill.io.filesystem import AtomicFile, InputFile, filesystem
 
 JSONL_SUFFIXES = FORMAT_SUFFIXES["jsonl"]
 
@@ -255,10 +254,8 @@ class JsonlTaskOutput(TaskOutput):
     def __init__(self, url: str) -> None:
         self.url = url
         self.rows_written = 0
-        self._fs, self._path = filesystem(url)
-        self._fs.makedirs(posixpath.dirname(self._path), exist_ok=True)
-        self._temporary = temporary_path(self._path)
-        self._raw = self._fs.open(self._temporary, "wb")
+        self._file = AtomicFile(url)
+        self._raw = self._file.handle
         self._sink: IO[bytes] = self._raw
         if url.endswith(".gz"):
             import gzip
@@ -275,21 +272,19 @@ class JsonlTaskOutput(TaskOutput):
             self._sink.write(line.encode("utf-8") + b"\n")
         self.rows_written += table.num_rows
 
-    def _close(self) -> None:
+    def _close_compressor(self) -> None:
         if self._sink is not self._raw:
             self._sink.close()
-        self._raw.close()
 
     def commit(self) -> None:
-        self._close()
-        self._fs.mv(self._temporary, self._path)
+        self._close_compressor()
+        self._file.commit()
 
     def abort(self) -> None:
         try:
-            self._close()
+            self._close_compressor()
         finally:
-            if self._fs.exists(self._temporary):
-                self._fs.rm(self._temporary)
+            self._file.abort()
 
 
 class JsonlWriter(Writer):

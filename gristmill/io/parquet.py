@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
@@ -21,7 +20,7 @@ from gristmill.io.base import (
     normalise_columns,
     split_invalid_utf8,
 )
-from gristmill.io.filesystem import InputFile, filesystem, temporary_path
+from gristmill.io.filesystem import AtomicFile, InputFile, filesystem
 
 MB = 1024 * 1024
 READ_BUFFER = 4 * MB
@@ -168,11 +167,8 @@ class ParquetTaskOutput(TaskOutput):
         self.url = url
         self.schema = schema
         self.rows_written = 0
-        self._fs, self._path = filesystem(url)
-        self._fs.makedirs(posixpath.dirname(self._path), exist_ok=True)
-        self._temporary = temporary_path(self._path)
-        self._sink = self._fs.open(self._temporary, "wb")
-        self._writer = pq.ParquetWriter(self._sink, schema, compression=compression)
+        self._file = AtomicFile(url)
+        self._writer = pq.ParquetWriter(self._file.handle, schema, compression=compression)
         self._row_group_rows = row_group_rows
         self._row_group_bytes = row_group_mb * MB
         self._buffer: list[pa.Table] = []
@@ -203,16 +199,13 @@ class ParquetTaskOutput(TaskOutput):
     def commit(self) -> None:
         self._flush()
         self._writer.close()
-        self._sink.close()
-        self._fs.mv(self._temporary, self._path)
+        self._file.commit()
 
     def abort(self) -> None:
         try:
             self._writer.close()
-            self._sink.close()
         finally:
-            if self._fs.exists(self._temporary):
-                self._fs.rm(self._temporary)
+            self._file.abort()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -1,7 +1,9 @@
-"""Skill-It data mixing (spec Part B): skills graph, online mixture schedule, per-round sampling.
+"""Skill-It data mixing: skills graph, online mixture schedule, per-round sampling.
 
-The pipeline owns the schedule and the data; a trainer only reads ``round_NNNN/`` shards and
-writes ``round_NNNN/eval_losses.json``. See ``docs/skillit.md`` for the loop.
+Skill-It (Chen et al., 2023, "Skill-it! A Data-Driven Skills Framework for Understanding and
+Training Language Models"). The pipeline owns the schedule and the data; a trainer only reads
+``round_NNNN/`` shards and writes ``round_NNNN/eval_losses.json``. ``mixing.loop`` runs the
+loop over those files; docs/skillit.md shows it from the shell.
 """
 
 from gristmill.mixing.graph import (

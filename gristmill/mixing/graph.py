@@ -1,8 +1,10 @@
 """The Skill-It skills graph A (k training skills x m evaluation skills) and how it was made.
 
-The official code ships no graph-learning code and keeps A as a bare ``.npy`` (spec B.2), so
-nobody can tell later which runs, steps or convention produced a mixture. Here A always travels
-with its skill names and provenance, and a content hash that each round's manifest records.
+The official code of Skill-It (Chen et al., 2023, "Skill-it! A Data-Driven Skills Framework for
+Understanding and Training Language Models") ships no graph-learning code and keeps A as a
+bare ``.npy``, so nobody can tell later which runs, steps or convention produced a mixture.
+Here A always travels with its skill names and provenance, and a content hash that each
+round's manifest records.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from gristmill.io.filesystem import write_bytes_atomically
 from gristmill.mixing.scheduler import (
     FloatArray,
     MixtureError,
     graph_matrix,
+    json_bytes,
     skill_names,
-    write_json_atomically,
 )
 
 GRAPH_FORMAT = "gristmill.skills_graph/1"
@@ -49,7 +52,7 @@ def graph_hash(train_skills: Sequence[str], eval_skills: Sequence[str], matrix: 
 
 @dataclass(frozen=True)
 class SkillsGraph:
-    """A with rows = training skills, columns = evaluation skills (spec B.10.7), plus provenance."""
+    """A with rows = training skills, columns = evaluation skills, plus provenance."""
 
     train_skills: tuple[str, ...]
     eval_skills: tuple[str, ...]
@@ -93,7 +96,7 @@ class SkillsGraph:
         )
 
     def clipped(self) -> SkillsGraph:
-        """Negative edges set to 0; off by default because the official code keeps them (B.2)."""
+        """Negative edges set to 0; off by default because the paper's code keeps them."""
         provenance = {**self.provenance, "clip_negative": True}
         return SkillsGraph(
             self.train_skills, self.eval_skills, np.maximum(self.matrix, 0.0), provenance
@@ -132,7 +135,7 @@ class SkillsGraph:
         return graph
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        write_json_atomically(Path(path), self.to_dict())
+        write_bytes_atomically(os.fspath(path), json_bytes(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SkillsGraph:

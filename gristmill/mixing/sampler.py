@@ -1,12 +1,19 @@
 """Materialise one Skill-It round: exact per-skill counts, drawn from Parquet pools, as shards.
 
-Three properties drive the design (spec B.9 "round protocol", B.7's shrinking-pool bug):
+A round of Skill-It (Chen et al., 2023, "Skill-it! A Data-Driven Skills Framework for
+Understanding and Training Language Models") trains on data drawn by the round's mixture over
+training skills. Three properties drive the design:
 
 * counts follow the mixture exactly (largest remainder, computed on exact fractions);
 * each skill's pool is walked through a seeded permutation that carries over between rounds,
-  so no row repeats until the whole pool has been seen; a wrap-around is counted and logged;
+  so no row repeats until the whole pool has been seen (drawing without replacement from a
+  pool that shrinks would starve small skills instead); a wrap-around is counted and logged;
 * every decision (which row, which part, which order) is taken in the parent from the seed,
-  so the shards are byte-identical whatever the number of worker processes.
+  so the parts are byte-identical whatever the executor or the number of workers.
+
+The parts are written as one step on the run driver (``gristmill.runs``) over the round's
+directory: ``round_NNNN/_run/`` holds its lock and completion markers, so a round killed
+part-way resumes where it stopped, and ``manifest.json``, written last, means it is complete.
 """
 
 from __future__ import annotations
@@ -15,10 +22,8 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePath
@@ -29,13 +34,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
+from rich.console import Console
 
 from gristmill.errors import InputError
-from gristmill.mixing.scheduler import MixtureError, write_json_atomically
+from gristmill.executors.base import Executor
+from gristmill.executors.local import LocalExecutor
+from gristmill.io.filesystem import atomic_output, exists, join, write_bytes_atomically
+from gristmill.mixing.scheduler import MixtureError, json_bytes
+from gristmill.runs.driver import RunDriver
+from gristmill.runs.layout import OutputLayout
+from gristmill.runs.steps import Step, Unit
 
 MANIFEST_FORMAT = "gristmill.mixture_round/1"
 MANIFEST_NAME = "manifest.json"
+PARTS_STEP = "parts"
 ROW_GROUP_ROWS = 16_384
+COMPRESSION = "zstd"
 _DRAW_STREAM = 0
 _SHUFFLE_STREAM = 1
 IntArray = NDArray[np.int64]
@@ -350,7 +364,7 @@ def plan_round(
     return RoundPlan(round_index, counts, rows, codes, tuple(mixture), draws, starts)
 
 
-# -- writing parts (possibly in worker processes) -----------------------------------------------
+# -- writing parts (on the executor's workers) ---------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -365,6 +379,10 @@ class PartTask:
     schema: pa.Schema
     skill_column: str | None = None
     skill_labels: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return PurePath(self.path).name
 
 
 def _part_tasks(
@@ -422,7 +440,10 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def write_part(task: PartTask) -> dict[str, Any]:
-    """Gather a part's rows shard by shard, restore the planned order, write it atomically."""
+    """Gather a part's rows shard by shard, restore the planned order, write it atomically.
+
+    Returns the part's name, row count and SHA-256, which the manifest lists.
+    """
     by_shard = np.argsort(task.shard_index, kind="stable")
     bounds = np.searchsorted(task.shard_index[by_shard], np.arange(len(task.shard_paths) + 1))
     pieces = [
@@ -440,21 +461,43 @@ def write_part(task: PartTask) -> dict[str, Any]:
         table = table.append_column(
             task.skill_column, pa.array(task.skill_labels, type=pa.string())
         )
-    target = Path(task.path)
-    temporary = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-    pq.write_table(table, temporary, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-    os.replace(temporary, target)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    return {"path": target.name, "rows": table.num_rows, "sha256": digest}
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+    data = sink.getvalue()
+    with atomic_output(task.path, "wb") as handle:
+        handle.write(data)
+    return {"path": task.name, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _run_tasks(tasks: list[PartTask], workers: int) -> list[dict[str, Any]]:
-    """Spawned (not forked) workers: forking after Arrow has started its thread pools can hang."""
-    if workers <= 1 or len(tasks) <= 1:
-        return [write_part(t) for t in tasks]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-        return list(pool.map(write_part, tasks))
+def _write_part_unit(_shared: Any, task: PartTask) -> dict[str, Any]:
+    """The step's work: one part on a worker; its value goes into the part's marker."""
+    return write_part(task)
+
+
+def parts_fingerprint(plan: RoundPlan, pools: SkillPools, *, seed: int, rows_per_part: int) -> str:
+    """Names everything that decides the bytes of a round's parts.
+
+    Markers and parts written under another fingerprint (other inputs, seed, mixture, part
+    size, schema or Parquet writer) are never reused: the round directory is refused instead.
+    """
+    settings = {
+        "format": MANIFEST_FORMAT,
+        "round": plan.round_index,
+        "seed": seed,
+        "rows_per_part": rows_per_part,
+        "skills": list(plan.skills),
+        "counts": plan.counts,
+        "pools": pools.fingerprint(),
+        "schema": pools.schema.to_string(show_schema_metadata=False),
+        "labels": pools.skill_column if pools.shard_skills is not None else None,
+        "row_group_rows": ROW_GROUP_ROWS,
+        "compression": COMPRESSION,
+        "pyarrow": pa.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8"))
+    digest.update(np.ascontiguousarray(plan.rows, dtype="<i8").tobytes())
+    digest.update(np.ascontiguousarray(plan.skill_codes, dtype="<i4").tobytes())
+    return digest.hexdigest()
 
 
 # -- manifests and the whole round ---------------------------------------------------------
@@ -501,16 +544,26 @@ def sample_round(
     skill_column: str = "skill",
     shard_skills: Mapping[str, str] | None = None,
     rows_per_part: int = 100_000,
+    executor: Executor | None = None,
     workers: int = 1,
     graph_hash: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    progress: bool = False,
+    console: Console | None = None,
 ) -> dict[str, Any]:
     """Write ``round_NNNN/part-XXXXX.parquet`` and the manifest; returns the manifest.
 
-    Round r continues the pool walks where round r-1's manifest stopped, so rounds must be
-    sampled in order; resampling a round (``overwrite``) reproduces it byte for byte.
+    The parts are written on ``executor`` (default: ``LocalExecutor(workers=workers)``; one
+    worker writes in this process) and come out byte-identical whatever it is. Round r
+    continues the pool walks where round r-1's manifest stopped, so rounds must be sampled in
+    order. A round killed part-way resumes: the same call writes only the parts that are
+    missing. A round that has a manifest is complete and is refused unless ``overwrite``,
+    which starts it again (and reproduces it byte for byte). A part that fails is reported in
+    ``round_NNNN/_run/failures.json`` and a ``MixtureError``; no manifest is written then.
     """
+    if executor is not None and workers != 1:
+        raise MixtureError("give either an executor or a number of workers, not both")
     _check_round_args(round_index, samples, seed, rows_per_part, workers)
     directory = round_dir(output_dir, round_index)
     if (directory / MANIFEST_NAME).exists() and not overwrite:
@@ -518,21 +571,70 @@ def sample_round(
     pools = build_pools(inputs, skill_column=skill_column, shard_skills=shard_skills)
     cursors = previous_cursors(output_dir, round_index, pools, seed)
     plan = plan_round(pools, mixture, samples, seed=seed, round_index=round_index, cursors=cursors)
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in [*directory.glob("part-*.parquet"), directory / MANIFEST_NAME]:
-        stale.unlink(missing_ok=True)
-    parts = _run_tasks(_part_tasks(plan, pools, directory, rows_per_part), workers)
-    manifest = _manifest(
-        plan,
-        pools,
-        mixture,
-        parts,
-        seed=seed,
-        graph_hash=graph_hash,
-        parameters={**(parameters or {}), "samples": samples, "rows_per_part": rows_per_part},
+    tasks = _part_tasks(plan, pools, directory, rows_per_part)
+    fingerprint = parts_fingerprint(plan, pools, seed=seed, rows_per_part=rows_per_part)
+    step = Step(
+        key=PARTS_STEP,
+        title=f"round {round_index}: parts",
+        fingerprint=fingerprint,
+        units=[Unit(PurePath(t.path).stem, t.path, t) for t in tasks],
+        work=_write_part_unit,
+        # a part whose marker survived but whose file was removed is written again
+        still_valid=lambda unit: exists(unit.payload.path),
     )
-    write_json_atomically(directory / MANIFEST_NAME, manifest)
+    driver = RunDriver(
+        str(directory),
+        executor or LocalExecutor(workers=workers),
+        progress=progress,
+        console=console,
+    )
+    with driver:
+        if overwrite:
+            _clear_round(driver.layout, directory)
+        elif (directory / MANIFEST_NAME).exists():  # completed while this call was planning
+            raise MixtureError(f"{directory} is already sampled; pass overwrite to redo it")
+        driver.claim(
+            fingerprint,
+            {"job": "mixture round", "round": round_index, "seed": seed, "samples": samples},
+            what="mixture round (other inputs, mixture, seed or rows_per_part)",
+        )
+        outcome = driver.run_step(step)
+        driver.write_failures()
+        if outcome.failed:
+            first = outcome.failed[0]
+            raise MixtureError(
+                f"round {round_index}: {len(outcome.failed)} of {len(tasks)} parts failed "
+                f"({first.key}: {first.error}); see {driver.layout.failures_path}. The parts "
+                "written are kept: run the same command again to write the others"
+            )
+        values = outcome.values()
+        manifest = _manifest(
+            plan,
+            pools,
+            mixture,
+            [values[unit.key] for unit in step.units],
+            seed=seed,
+            graph_hash=graph_hash,
+            parameters={**(parameters or {}), "samples": samples, "rows_per_part": rows_per_part},
+        )
+        write_bytes_atomically(str(directory / MANIFEST_NAME), json_bytes(manifest))
+        if progress:
+            resumed = len(outcome.results) - len(outcome.ran)
+            driver.console.print(
+                f"round {round_index}: {len(outcome.ran)} parts written"
+                + (f", {resumed} already there from an interrupted run" if resumed else ""),
+                highlight=False,
+            )
     return manifest
+
+
+def _clear_round(layout: OutputLayout, directory: Path) -> None:
+    """What ``overwrite`` starts again from: no manifest, parts or markers; the round's
+    mixture and the trainer's losses stay."""
+    for stale in [directory / MANIFEST_NAME, *directory.glob("part-*.parquet")]:
+        stale.unlink(missing_ok=True)
+    for bookkeeping in (join(layout.run_dir, "markers"), layout.run_path, layout.failures_path):
+        layout.remove(bookkeeping)
 
 
 def _check_round_args(

@@ -1,5 +1,7 @@
-"""The Skill-It online mixture schedule (spec B.3, B.9) as a trainer-independent state machine.
+"""The Skill-It online mixture schedule as a trainer-independent state machine.
 
+Skill-It (Chen et al., 2023, "Skill-it! A Data-Driven Skills Framework for Understanding and
+Training Language Models") mixes training skills by online mirror descent on evaluation losses.
 The pipeline, not the trainer, owns the schedule: the trainer only reports evaluation losses,
 and the scheduler turns them into the next round's mixture over training skills. Everything
 that decides a mixture lives in the state, so a resumed schedule emits bit-identical mixtures.
@@ -19,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gristmill.errors import GristmillError
+from gristmill.io.filesystem import write_bytes_atomically
 
 WindowReduce = Literal["sum", "mean"]
 STATE_FORMAT = "gristmill.skillit_scheduler/1"
@@ -40,7 +43,8 @@ class Observation:
 
 
 def stable_softmax(logits: ArrayLike) -> FloatArray:
-    """Softmax that survives eta=100 on perplexity-scale losses (spec B.10.5: no overflow guard).
+    """Softmax that survives eta=100 on perplexity-scale losses (the logits are shifted by
+    their maximum, so large ones cannot overflow).
 
     ``-inf`` logits are legal (zero prior, exhausted skill) and get weight 0; ``+inf`` or NaN mean
     the inputs were unusable, which is reported instead of silently producing NaN weights.
@@ -71,7 +75,11 @@ def skill_names(skills: Sequence[str], what: str) -> tuple[str, ...]:
 
 
 def graph_matrix(graph: ArrayLike, k: int, m: int) -> FloatArray:
-    """Rows are training skills and columns evaluation skills (spec B.10.7): assert, never guess."""
+    """Rows are training skills and columns evaluation skills: assert the shape, never guess.
+
+    A square graph transposed by mistake would still fit, so the shape is all that can be
+    checked; the names travel with the matrix (``graph.SkillsGraph``) for that reason.
+    """
     matrix = np.array(graph, dtype=np.float64)
     if matrix.shape != (k, m):
         raise MixtureError(
@@ -125,7 +133,8 @@ class SkillItScheduler:
     the *start* of round t (checkpoint f_t). With ``loss_lag=1`` (the paper and its code) p_{t+1}
     uses the window of losses ending at round t, so round t+1 can be prepared while round t
     trains; with ``loss_lag=0`` it waits for the losses at the end of round t (round t+1's).
-    The window counts rounds, one observation per round (spec B.10.1 made explicit).
+    The window counts rounds, one observation per round (the paper's code counts evaluation
+    checkpoints, which equals rounds only when both intervals match).
     """
 
     def __init__(
@@ -226,7 +235,8 @@ class SkillItScheduler:
         return frozenset(self._exhausted)
 
     def mixture(self, round_index: int) -> dict[str, float]:
-        """A mixture already emitted: the trajectory is the main debugging artifact (spec B.9)."""
+        """A mixture already emitted: the trajectory is the main thing to look at when a run
+        goes wrong."""
         if not 1 <= round_index <= len(self._mixtures):
             raise MixtureError(
                 f"no mixture for round {round_index}; rounds 1..{len(self._mixtures)} exist"
@@ -315,7 +325,7 @@ class SkillItScheduler:
         return self._as_dict(vector)
 
     def mark_exhausted(self, skill: str) -> None:
-        """Give a skill that has run out of data p = 0 from the next mixture on (spec B.9)."""
+        """Give a skill that has run out of data p = 0 from the next mixture on."""
         if skill not in self._train:
             raise MixtureError(f"unknown training skill {skill!r}")
         self._exhausted.add(skill)
@@ -390,7 +400,7 @@ class SkillItScheduler:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the state atomically so a crash never leaves a half-written schedule behind."""
-        write_json_atomically(Path(path), self.state_dict())
+        write_bytes_atomically(os.fspath(path), json_bytes(self.state_dict()))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SkillItScheduler:
@@ -401,10 +411,12 @@ class SkillItScheduler:
         return cls.from_state_dict(state)
 
 
-def write_json_atomically(path: Path, payload: object) -> None:
-    """Temp name then ``os.replace``: readers (a polling trainer) never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+def json_bytes(payload: object) -> bytes:
+    """The JSON of every file the Skill-It loop writes (state, mixtures, graphs, manifests).
+
+    Keys keep their order (the files are read by people and trainers), and NaN or infinity is
+    an error rather than the non-standard ``NaN`` token that strict JSON readers reject.
+    Write it with ``gristmill.io.filesystem.write_bytes_atomically``, so that a polling reader
+    never sees half a file.
+    """
+    return (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8")

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from gristmill.errors import ConfigError
 from gristmill.executors.base import Executor, Lost
+from gristmill.executors.local import LocalExecutor
 from gristmill.runs.layout import OutputLayout
 from gristmill.runs.lock import RunLock
 from gristmill.runs.mainguard import check_main_guard
@@ -146,9 +147,13 @@ class RunDriver:
         pending = []
         for unit in step.units:
             value = self.layout.completed(step.key, unit.key, step.fingerprint)
-            if value is not None and (step.still_valid is None or step.still_valid(unit)):
+            if value is None:
+                pending.append(unit)
+            elif step.still_valid is None or step.still_valid(unit):
                 results[unit.key] = UnitResult(unit.key, unit.source, True, value, resumed=True)
             else:
+                # Marked done, but its output is gone: the marker must not stop the rerun.
+                self.layout.remove(self.layout.marker_path(step.key, unit.key))
                 pending.append(unit)
         if pending:
             if step.before_run is not None:
@@ -163,7 +168,8 @@ class RunDriver:
                     )
                     advance(int(docs))
 
-                outcomes = self.executor.map(
+                executor = LocalExecutor(workers=1) if step.in_driver else self.executor
+                outcomes = executor.map(
                     work, pending, shared=step.shared, resources=step.resources, on_done=done
                 )
             for unit, outcome in zip(pending, outcomes, strict=True):

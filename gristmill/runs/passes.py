@@ -22,7 +22,7 @@ a rerun of a complete output does nothing.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -89,21 +89,30 @@ class Source:
     limit: int | None
 
 
-@dataclass
 class PipelineRun:
     """One run of a pipeline's passes and phases on the run driver."""
 
-    chain: StageChain
-    reader: Reader
-    writer: Writer
-    rejects: bool = True
-    spec: dict[str, Any] = field(default_factory=dict)
-    limit: int | None = None
-
-    def __post_init__(self) -> None:
-        self.passes = split_passes(self.chain)
-        self.labels = self.chain.stage_labels
-        self.base = self.chain.fingerprint(limit=self.limit)
+    def __init__(
+        self,
+        chain: StageChain,
+        reader: Reader,
+        writer: Writer,
+        *,
+        rejects: bool = True,
+        spec: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.chain = chain
+        self.reader = reader
+        self.writer = writer
+        self.rejects = rejects
+        self.spec = spec or chain.spec()
+        self.limit = limit
+        self.passes = split_passes(chain)
+        self.labels = chain.stage_labels
+        self.base = chain.fingerprint(limit=limit)
+        #: Each pass's stages, one chain per pass for the whole run (set up once in-process).
+        self.chains = {p.number: chain.part(p.start, p.stop) for p in self.passes}
 
     # -- the run -------------------------------------------------------------------------------
     def run(
@@ -114,20 +123,19 @@ class PipelineRun:
         progress: bool = True,
         console: Console | None = None,
     ) -> RunReport:
-        driver = RunDriver(
+        self.driver = RunDriver(
             self.writer.path, executor, overwrite=overwrite, progress=progress, console=console
         )
-        with driver:
-            self.driver = driver
+        with self.driver:
             self.tasks = self.reader.plan()
             validate_inputs(self.chain, self.reader, self.tasks)
-            driver.claim(self.base, {"pipeline": self.spec}, what="pipeline or --limit")
+            self.driver.claim(self.base, {"pipeline": self.spec}, what="pipeline or --limit")
             self.sources = {task.task_id: task.url for task in self.tasks}
             self.phase_runs = {
                 self.labels[p.start]: PhaseRun(
                     self.labels[p.start],
                     self.chain.stages[p.start].corpus_phase(),  # type: ignore[arg-type]
-                    driver.layout,
+                    self.driver.layout,
                     self.base,
                 )
                 for p in self.passes
@@ -136,15 +144,12 @@ class PipelineRun:
             try:
                 report = self._run_passes()
             finally:
-                for number in range(len(self.passes)):
-                    self._chain(self.passes[number]).teardown()
-            driver.write_failures()
+                for chain in self.chains.values():
+                    chain.teardown()  # what ran in this process (workers=1) lets its models go
+            self.driver.write_failures()
         if progress:
-            print_report(report, driver.console)
+            print_report(report, self.driver.console)
         return report
-
-    def _chain(self, part: Pass) -> StageChain:
-        return self.chain.part(part.start, part.stop)
 
     def _pass_fingerprint(self, part: Pass, decisions: dict[str, Any]) -> str:
         """A pass's output depends on the decisions of its own phase and of those before."""
@@ -221,7 +226,7 @@ class PipelineRun:
         if not last:
             writer = ParquetWriter(layout.pass_dir(part.number))
             rejects = layout.pass_rejects(part.number)
-        chain = self._chain(part)
+        chain = self.chains[part.number]
         shared = ShardPass(
             chain, source.reader, writer, rejects if self.rejects else None, source.limit
         )
@@ -295,6 +300,7 @@ class PipelineRun:
             label: {"tasks": len(self.tasks), "tasks_left_out": [], "decision": decision}
             for label, decision in decisions.items()
         }
+        self._remove_intermediates()  # left by an earlier run whose failed inputs are gone
         return self._report(outcomes, phases, set(), [])
 
     def _remove_intermediates(self) -> None:

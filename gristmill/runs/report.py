@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gristmill.core.stats import PipelineStats
@@ -105,13 +106,12 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
             console.print(
                 f"[yellow]whole-run step {label}[/yellow] was computed over "
                 f"{phase['tasks']} of {phase['tasks'] + len(left_out)} tasks (left out, failed "
-                f"earlier: {', '.join(left_out)}); a rerun with them fixed recomputes it",
+                f"earlier: {escape(', '.join(left_out))}); a rerun with them fixed recomputes it",
                 highlight=False,
             )
     for step in report.not_run:
-        console.print(f"[red]NOT RUN[/red] {step}", highlight=False)
+        console.print(f"[red]NOT RUN[/red] {escape(step)}", highlight=False)
     for failure in report.failures:
         where = f" ({failure.step})" if failure.step else ""
-        console.print(
-            f"[red]FAILED[/red] {failure.task_id}{where}: {failure.error}", highlight=False
-        )
+        described = escape(f"{failure.task_id}{where}: {failure.error}")
+        console.print(f"[red]FAILED[/red] {described}", highlight=False)

@@ -50,6 +50,9 @@ class Step:
     still_valid: Callable[[Unit], bool] | None = None
     #: Called in the driver with the units about to run (to clear what they will rewrite).
     before_run: Callable[[list[Unit]], None] | None = None
+    #: Run in the driver's own process, whatever the executor: for a step that streams what
+    #: every other unit made, once and in order (an export's final write).
+    in_driver: bool = False
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Round sampling over real Parquet pools: exact counts, reproducibility, no repeats within a
-pass, continuation across rounds, and byte-identical output whatever the worker count."""
+pass, continuation across rounds, and byte-identical output whatever the worker count.
+
+A round's parts are written on the run driver: any executor (in-process, a process pool, a
+Dask cluster) gives the same bytes, a round that stopped part-way resumes with only its
+missing parts, a failed part is reported and no manifest is written, and a round directory
+made by other settings is refused rather than mixed."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gristmill.errors import InputError
+from gristmill.errors import ConfigError, InputError
+from gristmill.executors.local import LocalExecutor
 from gristmill.mixing import (
     MixtureError,
     PoolCursor,
@@ -61,6 +68,13 @@ def write_shards(
 def read_round(output: Path, round_index: int) -> pa.Table:
     parts = sorted(round_dir(output, round_index).glob("part-*.parquet"))
     return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+def round_files(output: Path, round_index: int) -> dict[str, bytes]:
+    """What a trainer reads of a round: its parts and manifest (not the run's ``_run/``)."""
+    directory = round_dir(output, round_index)
+    paths = [*directory.glob("part-*.parquet"), directory / "manifest.json"]
+    return {p.name: p.read_bytes() for p in sorted(paths) if p.exists()}
 
 
 MIX = {"a": 0.5, "b": 0.3, "c": 0.2}
@@ -201,11 +215,9 @@ def test_output_is_byte_identical_whatever_the_worker_count(tmp_path: Path) -> N
             )
     for r in (1, 2):
         assert manifests[1, r] == manifests[3, r]
-        one, three = round_dir(tmp_path / "w1", r), round_dir(tmp_path / "w3", r)
-        names = sorted(p.name for p in one.iterdir())
-        assert names == sorted(p.name for p in three.iterdir()) and len(names) == 7  # 6 parts
-        for name in names:
-            assert (one / name).read_bytes() == (three / name).read_bytes()
+        one = round_dir(tmp_path / "w1", r)
+        files = round_files(tmp_path / "w1", r)
+        assert files == round_files(tmp_path / "w3", r) and len(files) == 7  # 6 parts
         for part in manifests[1, r]["parts"]:
             assert hashlib.sha256((one / part["path"]).read_bytes()).hexdigest() == part["sha256"]
 
@@ -215,11 +227,11 @@ def test_a_round_can_be_redone_exactly_but_not_by_accident(tmp_path: Path) -> No
     out = tmp_path / "out"
     sample_round(out, 1, MIX, 20, inputs, seed=4, rows_per_part=5)
     sample_round(out, 2, MIX, 20, inputs, seed=4, rows_per_part=5)
-    before = {p.name: p.read_bytes() for p in round_dir(out, 2).iterdir()}
+    before = round_files(out, 2)
     with pytest.raises(MixtureError, match="already sampled"):
         sample_round(out, 2, MIX, 20, inputs, seed=4, rows_per_part=5)
     sample_round(out, 2, MIX, 20, inputs, seed=4, rows_per_part=5, overwrite=True)
-    assert {p.name: p.read_bytes() for p in round_dir(out, 2).iterdir()} == before
+    assert round_files(out, 2) == before
     # fewer, larger parts on a redo leave no stale part behind
     sample_round(out, 2, MIX, 20, inputs, seed=4, rows_per_part=20, overwrite=True)
     assert sorted(p.name for p in round_dir(out, 2).glob("part-*")) == ["part-00000.parquet"]
@@ -323,3 +335,119 @@ def test_missing_pool_nulls_and_mixed_schemas(tmp_path: Path) -> None:
     assert (
         sample_round(tmp_path / "o3", 1, {"a": 1.0, "zzz": 0.0}, 10, inputs)["counts"]["zzz"] == 0
     )
+
+
+# -- a round on the run driver: executors, resume, failures ---------------------------------
+
+
+def markers(output: Path, round_index: int = 1) -> Path:
+    return round_dir(output, round_index) / "_run" / "markers" / "parts"
+
+
+def stamps(directory: Path) -> dict[str, tuple[int, int]]:
+    """Inode and modification time of each file: unchanged means not written again."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in directory.glob("*")}
+
+
+def test_a_round_on_a_dask_cluster_is_byte_identical_to_one_in_process(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from gristmill.executors.config import DaskConfig
+    from gristmill.executors.dask import DaskExecutor
+
+    inputs = write_shards(tmp_path)
+    local = sample_round(tmp_path / "local", 1, MIX, 40, inputs, seed=9, rows_per_part=7)
+    executor = DaskExecutor(DaskConfig(dashboard_address=":0"), workers=2)
+    on_dask = sample_round(
+        tmp_path / "dask", 1, MIX, 40, inputs, seed=9, rows_per_part=7, executor=executor
+    )
+    assert executor.dashboard_link is not None  # the parts did go through the cluster
+    assert on_dask == local
+    files = round_files(tmp_path / "dask", 1)
+    assert files == round_files(tmp_path / "local", 1) and len(files) == 7
+    assert len(list(markers(tmp_path / "dask").glob("*.json"))) == 6
+
+
+def test_only_the_missing_parts_are_written_again(tmp_path: Path) -> None:
+    inputs = write_shards(tmp_path)
+    out = tmp_path / "out"
+    sample_round(out, 1, MIX, 40, inputs, seed=3, rows_per_part=5)
+    whole = round_files(out, 1)
+    directory = round_dir(out, 1)
+    # As a run killed part-way leaves it: no manifest, a part without its marker (killed
+    # between the two), a marker whose part was removed since, a temporary file.
+    (directory / "manifest.json").unlink()
+    (markers(out) / "part-00002.json").unlink()
+    (directory / "part-00005.parquet").unlink()
+    (directory / ".tmp-0123456789ab-part-00006.parquet").write_bytes(b"half a part")
+    before = stamps(directory)
+    sample_round(out, 1, MIX, 40, inputs, seed=3, rows_per_part=5)
+    assert round_files(out, 1) == whole
+    after = stamps(directory)
+    rewritten = {n for n in after if n.startswith("part-") and after[n] != before.get(n)}
+    assert rewritten == {"part-00002.parquet", "part-00005.parquet"}
+    assert not list(directory.glob(".tmp-*"))
+
+
+def test_a_failed_part_is_reported_and_a_rerun_finishes_the_round(tmp_path: Path) -> None:
+    """Skills come from a shard map, so planning reads only the footers: a shard whose data
+    pages are damaged fails the one part that holds its row, and only that part."""
+    inputs = write_shards(tmp_path, {"a": 30, "b": 30, "c": 3}, files=1, column=False)
+    for skill in ("b", "c"):
+        table = pq.read_table(inputs[0]).slice(0, 30 if skill == "b" else 3)
+        pq.write_table(table, tmp_path / f"shard-{skill}.parquet", row_group_size=4)
+    inputs = [inputs[0], str(tmp_path / "shard-b.parquet"), str(tmp_path / "shard-c.parquet")]
+    shard_skills = {"shard-0.parquet": "a", "shard-b.parquet": "b", "shard-c.parquet": "c"}
+    mixture = {"a": 0.5, "b": 0.45, "c": 0.05}  # c gets 1 row of 20: in one part of 5
+    options = {"seed": 1, "rows_per_part": 4, "shard_skills": shard_skills}
+    reference = sample_round(tmp_path / "reference", 1, mixture, 20, inputs, **options)
+
+    damaged = Path(inputs[2])
+    good = damaged.read_bytes()
+    footer = int.from_bytes(good[-8:-4], "little") + 8
+    damaged.write_bytes(good[:4] + b"\xab" * (len(good) - 4 - footer) + good[-footer:])
+    out = tmp_path / "out"
+    failed_part = r"round 1: 1 of 5 parts failed \(part-0000\d: .*shard-c"
+    with pytest.raises(MixtureError, match=failed_part):
+        sample_round(out, 1, mixture, 20, inputs, **options)
+    directory = round_dir(out, 1)
+    assert not (directory / "manifest.json").exists()
+    failures = json.loads((directory / "_run" / "failures.json").read_text())
+    assert len(failures) == 1 and "shard-c.parquet: cannot read rows" in failures[0]["error"]
+    failed = failures[0]["task"] + ".parquet"
+    assert sorted(p.name for p in directory.glob("part-*")) == sorted(
+        p["path"] for p in reference["parts"] if p["path"] != failed
+    )
+
+    damaged.write_bytes(good)
+    before = stamps(directory)
+    assert sample_round(out, 1, mixture, 20, inputs, **options) == reference
+    after = stamps(directory)
+    assert {n for n in after if n.startswith("part-") and after[n] != before.get(n)} == {failed}
+    assert round_files(out, 1) == round_files(tmp_path / "reference", 1)
+    assert json.loads((directory / "_run" / "failures.json").read_text()) == []
+
+
+def test_a_half_written_round_is_not_finished_with_other_settings(tmp_path: Path) -> None:
+    inputs = write_shards(tmp_path)
+    out = tmp_path / "out"
+    sample_round(out, 1, MIX, 20, inputs, seed=4, rows_per_part=5)
+    directory = round_dir(out, 1)
+    (directory / "mixture.json").write_text('{"round": 1}')  # the schedule's, not the run's
+    (directory / "manifest.json").unlink()
+    with pytest.raises(ConfigError, match="holds the output of a different mixture round"):
+        sample_round(out, 1, MIX, 20, inputs, seed=4, rows_per_part=3)
+    with pytest.raises(ConfigError, match="different mixture round"):
+        sample_round(out, 1, MIX, 20, inputs, seed=5, rows_per_part=5)
+    sample_round(out, 1, MIX, 20, inputs, seed=4, rows_per_part=3, overwrite=True)
+    assert sorted(p.name for p in directory.glob("part-*")) == [
+        f"part-{n:05d}.parquet" for n in range(7)
+    ]
+    assert len(list(markers(out).glob("*.json"))) == 7
+    assert (directory / "mixture.json").read_text() == '{"round": 1}'
+
+
+def test_workers_and_an_executor_exclude_each_other(tmp_path: Path) -> None:
+    inputs = write_shards(tmp_path)
+    with pytest.raises(MixtureError, match="not both"):
+        sample_round(tmp_path / "o", 1, MIX, 10, inputs, workers=2, executor=LocalExecutor(2))
+    assert not os.path.exists(tmp_path / "o")

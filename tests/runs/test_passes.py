@@ -7,17 +7,12 @@ the first pass (the scorer's) or the second (the cut and what follows).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from support.data import read_output, split_samples
+from support.processes import completed, kill_when, start_gristmill
 from support.score_stages import LetterShare
 
 from gristmill import Pipeline
@@ -28,7 +23,6 @@ from gristmill.runs.config import load_pipeline
 from gristmill.runs.passes import split_passes
 from gristmill.stages.filters.score_filter import ScoreFilter
 
-TESTS = Path(__file__).resolve().parents[1]
 SHARDS = 8
 
 PIPELINE = """
@@ -41,17 +35,6 @@ stages:
   - score_filter: {{column: letter_share, method: percentile, keep_fraction: 0.5}}
   - test_letter_share: {{column: second_score, sleep_per_batch: {sleep}}}
 """
-
-CLI = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, {tests!r})
-    import support.score_stages  # registers test_letter_share
-    from gristmill.cli.app import main
-    sys.argv = ["gristmill", "run", {pipeline!r}, "--quiet"]
-    main()
-    """
-)
 
 
 @pytest.fixture(scope="module")
@@ -78,22 +61,8 @@ def reference(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-def _cli(pipeline: Path) -> subprocess.Popen:
-    code = CLI.format(tests=str(TESTS), pipeline=str(pipeline))
-    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-
-
-def _count(directory: Path) -> int:
-    return len(list(directory.glob("*.json"))) if directory.exists() else 0
-
-
-def _kill_when(process: subprocess.Popen, markers: Path, count: int) -> int:
-    deadline = time.monotonic() + 120
-    while _count(markers) < count and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    return _count(markers)
+def _cli(pipeline: Path):
+    return start_gristmill("run", str(pipeline), "--quiet", register=("support.score_stages",))
 
 
 def _assert_same_output(output: Path, reference: Path) -> None:
@@ -120,7 +89,8 @@ def test_resume_after_a_kill_in_either_pass_gives_the_uninterrupted_output(
     markers = (
         output / "_run" / "markers" / ("pass-01" if interrupted_pass == "first" else "pass-02")
     )
-    done = _kill_when(_cli(pipeline), markers, 2)
+    kill_when(_cli(pipeline), lambda: completed(markers) >= 2)
+    done = completed(markers)
     assert 2 <= done < SHARDS, f"the {interrupted_pass} pass should have been killed part-way"
     if interrupted_pass == "first":
         assert not (output / "_run" / "markers" / "pass-02").exists()

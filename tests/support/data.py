@@ -7,6 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gristmill.io.filesystem import data_files
+
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
 
 
@@ -33,9 +35,8 @@ def split_samples(directory: Path, parts: int, *, rows: int | None = None) -> li
 
 def read_output(directory: Path) -> pa.Table:
     """Every data file of an output directory (bookkeeping folders excluded), sorted by id."""
-    files = sorted(
-        p
-        for p in directory.rglob("*.parquet")
-        if not any(part.startswith(("_", ".")) for part in p.relative_to(directory).parts)
-    )
-    return pa.concat_tables([pq.read_table(f) for f in files]).sort_by("id")
+    files = data_files(str(directory), (".parquet",))
+    tables = [pq.read_table(f.url) for f in files]
+    if len({t.schema for t in tables}) > 1:
+        return pa.concat_tables(tables, promote_options="permissive").sort_by("id")
+    return pa.concat_tables(tables).sort_by("id")

@@ -2,8 +2,8 @@
 
 Prompt builders, the program parsers and executors (``compat`` reproduces the released
 code, ``strict`` accepts only clean whitelisted calls), and a rule-based programmer that
-writes the same programs without a model. Inference stages build on this API; see
-``specs/prox.md`` §12-13 for the behaviour reproduced here.
+writes the same programs without a model. Inference stages build on this API. The behaviour
+reproduced is that of the released GAIR-NLP/ProX inference code.
 """
 
 from gristmill.refiners.prox.executor import (

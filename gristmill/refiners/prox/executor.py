@@ -1,10 +1,11 @@
 """Apply ProX programs to documents, in ``compat`` or ``strict`` mode.
 
-``compat`` reproduces the released executor's decisions (spec §12.4), so that outputs of the
-released refining models are turned into the same documents they were in the paper; its
-only deviation is that a document without words is dropped instead of crashing.
-``strict`` (spec §13) applies only clean whitelisted calls, confined to the lines of the
-chunk whose program contains them, with the same keep/drop thresholds.
+``compat`` reproduces the decisions of the executor released with the paper (GAIR-NLP/ProX,
+``utils/chunk_utils.py``; Zhou et al., 2024), so that outputs of the released refining models
+are turned into the same documents they were in the paper; its only deviation is that a
+document without words is dropped instead of crashing. ``strict`` applies only clean
+whitelisted calls, confined to the lines of the chunk whose program contains them, with the
+same keep/drop thresholds.
 
 Neither mode runs model output as code: the parsers in :mod:`.program` read it as text.
 """
@@ -103,7 +104,7 @@ def whole_document(text: str) -> Span:
 
 
 def _decide(text: str, processed: str, errors: int, calls: int, th: Thresholds) -> RefineResult:
-    """Upstream's keep/drop ladder (spec §12.4 step 5), in its order."""
+    """Upstream's keep/drop ladder, in its order."""
     words_in = len(text.split())
     if words_in == 0:
         return RefineResult("", errors, Branch.DROP_EMPTY, calls=calls)

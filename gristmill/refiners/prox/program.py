@@ -2,9 +2,9 @@
 
 Model output is untrusted text copied from adversarial web pages, so neither parser runs
 any of it. The compat parser reproduces the released executor's string slicing exactly,
-quirks included (spec §12.3), because parity with the released models depends on it. The
+quirks included, because parity with the released models depends on it. The
 strict parser reads each line with ``ast`` and accepts only whitelisted calls with literal
-arguments (spec §13), for users who prefer rejecting odd output to guessing at it.
+arguments, for users who prefer rejecting odd output to guessing at it.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def _value(part: str) -> str:
 
 
 def parse_compat_line(op: str) -> ParsedLine:
-    """Parse one line exactly like the released executor (spec §12.3-12.4).
+    """Parse one line exactly like the released executor.
 
     Recognition is by prefix at column 0; unknown lines are ignored without error, which is
     why no-op names need no list here.

@@ -1,7 +1,7 @@
 """ProX prompts, rendered by hand so they match what the released refining models saw.
 
 The refining checkpoints ship no chat template and recent ``transformers`` no longer falls
-back to Llama-2's, so the layout is written out here (spec §12.1-12.2). Every number below is
+back to Llama-2's, so the layout is written out here. Every number below is
 a compatibility constant, not a tuning knob: the models were trained and run with them.
 """
 
@@ -64,7 +64,7 @@ def build_doc_prompts(
     """Build document-level prompts for a batch, encoding them in one tokenizer call.
 
     For id parity with upstream pass the slow Llama-2 SentencePiece tokenizer (``legacy=False``);
-    a fast tokenizer renders ``[INST]`` after ``<s>`` with different ids (spec §3.2).
+    a fast tokenizer renders ``[INST]`` after ``<s>`` with different ids.
     """
     encoder = as_encoder(tokenizer)
     prompts = [llama2_prompt(text) for text in texts]
@@ -200,7 +200,7 @@ def chunk_prompt(body: str) -> str:
     """Wrap numbered lines the way the chunk-level model expects them.
 
     Submit this as *text*: upstream lets the engine tokenize it with the fast tokenizer and
-    add its own BOS, which yields two BOS tokens (spec §12.2).
+    add its own BOS, which yields two BOS tokens.
     """
     return llama2_prompt(f"[doc]\n{body}\n[/doc]")
 
@@ -233,10 +233,12 @@ class Chunk:
 def pack_lines(
     costs: Sequence[int], budget: int = CHUNK_TOKEN_BUDGET
 ) -> list[tuple[int, int, int]]:
-    """Greedy packing of line costs into ``(first, last, tokens)`` groups (spec §4.2).
+    """Greedy packing of line costs into ``(first, last, tokens)`` groups.
 
-    Kept separate from tokenization so the packing rule can be checked on plain numbers.
-    A line whose cost alone exceeds the budget becomes its own group and is not split.
+    The rule is upstream's ``trunc_text``: a line joins the current group while the total stays
+    within the budget, otherwise it starts a new one; a line whose cost alone exceeds the budget
+    becomes its own group and is not split. Kept separate from tokenization so the packing rule
+    can be checked on plain numbers.
     """
     groups: list[tuple[int, int, int]] = []
     start, running = 0, 0

@@ -1,4 +1,4 @@
-"""Keep documents in the wanted languages with a confident enough language ID (§5.3).
+"""Keep documents in the wanted languages with a confident enough language ID.
 
 It reads the ``language`` and ``language_score`` columns that the ``language`` tagger wrote,
 so changing the threshold or the language list never runs the model again. The defaults are

@@ -40,7 +40,7 @@ from gristmill.stages.filters.id_hash import id_uniforms, salt_for
 Method = Literal["threshold", "percentile", "inverse", "pareto"]
 Direction = Literal["keep_high", "keep_low"]
 
-#: The Pretrainer's Guide retention fractions on C4 (Longpre et al., 2023, §4), as percentile
+#: The Pretrainer's Guide retention fractions on C4 (Longpre et al., 2023), as percentile
 #: cuts, so that they hold for any scorer. Quality scores are oriented higher = better.
 PRESETS: dict[str, dict[str, Any]] = {
     **{

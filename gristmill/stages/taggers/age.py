@@ -1,10 +1,11 @@
-"""``age``: the date a document stands for, for data-age filtering (Pretrainer's Guide §1.4).
+"""``age``: the date a document stands for, for data-age filtering.
 
-The Guide defines age by crawl time, so ``crawl_date`` comes first; a Common Crawl dump id
-(``CC-MAIN-YYYY-WW``) gives the Monday of that ISO week when the exact date is missing; the
-noisy ``created`` (dolma's field, a timestamp or an ISO date string) comes last. The priority
-is configurable; columns absent from the input are simply not used. Outputs: ``age_date``
-(date32, UTC day), ``crawl_year`` (int16) and ``age_source`` (the column that gave the date).
+Longpre et al. (2023, "A Pretrainer's Guide to Training Data") define age by crawl time, so
+``crawl_date`` comes first; a Common Crawl dump id (``CC-MAIN-YYYY-WW``) gives the Monday of
+that ISO week when the exact date is missing; the noisy ``created`` (dolma's field, a
+timestamp or an ISO date string) comes last. The priority is configurable; columns absent from
+the input are simply not used. Outputs: ``age_date`` (date32, UTC day), ``crawl_year`` (int16)
+and ``age_source`` (the column that gave the date).
 """
 
 from __future__ import annotations

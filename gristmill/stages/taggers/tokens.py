@@ -1,4 +1,4 @@
-"""Token counts per document, with any ``tokenizer.json`` (filters_meco.md §5.9, §5.10).
+"""Token counts per document, with any ``tokenizer.json``.
 
 Counts are what mixtures, cooldown shares and budgets are measured in, so they come from the
 real tokenizer, run over the whole batch at once with the Rust ``encode_batch`` (no Python

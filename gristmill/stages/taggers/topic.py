@@ -1,4 +1,4 @@
-"""Topic of each document (filters_meco.md §2.3, §5.12), for MeCo's topic conditioning and mixes.
+"""Topic of each document, for MeCo's topic conditioning (Gao et al., 2025, App. A.6) and mixes.
 
 Two modes:
 

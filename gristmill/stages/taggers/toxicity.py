@@ -1,4 +1,7 @@
-"""Toxicity score (filters_meco.md §5.7): column ``toxicity_score``, higher = more toxic.
+"""Toxicity score: column ``toxicity_score``, higher = more toxic.
+
+It stands in for the Perspective API score that Longpre et al. (2023, "A Pretrainer's Guide to
+Training Data") filtered on, which cannot run offline.
 
 Scorers, all offline:
 

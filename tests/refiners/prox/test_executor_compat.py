@@ -1,8 +1,8 @@
-"""Compat executor: every worked example of spec §12.5, plus the §5 quirks it lists.
+"""Compat executor: worked examples on two small documents, plus the parsing quirks of upstream.
 
-The expected outputs are the upstream executor's, as recorded in the spec; a failure here
-means our output would differ from what the released ProX code produces for the same
-model output.
+The expected outputs are the upstream executor's (GAIR-NLP/ProX ``utils/chunk_utils.py``, run
+on these inputs); a failure here means our output would differ from what the released ProX code
+produces for the same model output.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Case:
 
 
 CASES = [
-    # ---- document D, spec §12.5 table rows 1-14
+    # ---- document D, worked examples 1-14
     Case(
         "1 removals and normalize",
         D,
@@ -217,7 +217,7 @@ CASES = [
         Branch.DROP_EMPTY,
     ),
     Case("empty document", "", "", "", 0, Branch.DROP_EMPTY),
-    # ---- further quirks listed in spec §5 / §12.3-12.4
+    # ---- further quirks of the upstream parser and executor
     Case(
         "quirk: normalize_* lines parse as normalize and count an error",
         D,

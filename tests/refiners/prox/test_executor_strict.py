@@ -1,4 +1,4 @@
-"""Strict mode (spec §13): only bare whitelisted calls with literal arguments are applied.
+"""Strict mode: only bare whitelisted calls with literal arguments are applied.
 
 Each rejected line must count exactly one error and change nothing, whatever it would do
 if it were run as Python.

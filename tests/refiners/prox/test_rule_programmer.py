@@ -52,7 +52,7 @@ def tokenizer() -> Tokenizer:
 
 
 def test_spec_document_gets_the_hand_written_program() -> None:
-    """Worked example 1 of spec §12.5 is exactly what the rules write for document D."""
+    """Worked example 1 of the compat executor tests is exactly what the rules write for D."""
     lines = [
         "Home | News | Sports | Contact",
         "The Quick Guide to Sourdough Bread",

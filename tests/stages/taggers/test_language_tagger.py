@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import labelled
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from support.data import sample_table
 
-from gristmill.classifiers import labelled
 from gristmill.core.config import StageEntry, build_stage
 from gristmill.runs.pipeline import Pipeline
 from gristmill.stages.filters.language import LanguageFilter

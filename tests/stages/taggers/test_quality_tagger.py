@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import labelled
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from support.data import sample_table
 
-from gristmill.classifiers import labelled
 from gristmill.classifiers.metrics import binary_metrics, roc_auc
 from gristmill.errors import ConfigError
 from gristmill.stages.taggers.quality import QUALITY_SCORE, QualityScorer

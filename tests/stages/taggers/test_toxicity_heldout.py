@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import labelled
 import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from gristmill.classifiers import labelled
 from gristmill.classifiers.metrics import roc_auc
 from gristmill.models.fasttext_model import one_line
 from gristmill.stages.taggers.toxicity import ToxicityParams, ToxicityScorer

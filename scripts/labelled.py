@@ -4,6 +4,9 @@
 ``scripts/build_data_samples.py``, the one definition of the rule, loaded from there), with the
 labels dropped. Models are trained on the sample side, with labels joined back from the origin
 files, and judged on the rest, which no model here ever sees in training.
+
+Development tooling, not part of the installed package: ``train_default_models.py`` beside it
+imports it, and the tests put this folder on ``sys.path`` to do the same.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pyarrow.compute as pc
 
 from gristmill.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_data_samples.py"
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 
