@@ -13,21 +13,22 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from gristmill.core import columns
+from gristmill.core.chain import StageChain
 from gristmill.core.stage import Stage
-from gristmill.runs.pipeline import Pipeline
 
 ROW = "_gristmill_row"
 
 
 class GristmillStep(PipelineStep):  # type: ignore[misc]
-    """Wraps gristmill stages (or a ``Pipeline``) so datatrove can run them."""
+    """Wraps gristmill stages (or a ``Pipeline``, whose stages it takes) so datatrove can run
+    them."""
 
     name = "gristmill"
     type = "🌾 - GRISTMILL"
 
-    def __init__(self, stages: Pipeline | Sequence[Stage], batch_size: int = 1024) -> None:
+    def __init__(self, stages: StageChain | Sequence[Stage], batch_size: int = 1024) -> None:
         super().__init__()
-        self.pipeline = stages if isinstance(stages, Pipeline) else Pipeline(list(stages))
+        self.pipeline = stages if isinstance(stages, StageChain) else StageChain(list(stages))
         self.batch_size = batch_size
 
     def _table(self, documents: list[Document]) -> pa.Table:
