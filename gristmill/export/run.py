@@ -55,7 +55,7 @@ from gristmill.export.writer import (
     export_complete,
 )
 from gristmill.io.base import ShardTask
-from gristmill.io.filesystem import exists, filesystem, join
+from gristmill.io.filesystem import exists, filesystem, join, remove
 from gristmill.io.formats import open_reader
 from gristmill.runs.driver import RunDriver
 from gristmill.runs.phases import digest
@@ -305,7 +305,7 @@ class ExportJob:
             tokenise = self._tokenise_step(driver)
             done = driver.layout.completed(WRITE_STEP, WRITE_UNIT, self.write_fingerprint)
             if done is not None and export_complete(self.output):
-                driver.layout.remove(self.tokenised_dir(driver))  # if a kill left them
+                remove(self.tokenised_dir(driver))  # if a kill left them
                 driver.write_failures()
                 return self._summary(done, tasks_run=0, already_complete=True)
             tokenised = driver.run_step(tokenise)
@@ -320,7 +320,7 @@ class ExportJob:
                     f"failed ({written.error}; details in {driver.layout.failures_path}); run "
                     "the same export again to retry the writing"
                 )
-            driver.layout.remove(self.tokenised_dir(driver))
+            remove(self.tokenised_dir(driver))
             driver.write_failures()
         return self._summary(written.value, tasks_run=len(tokenised.ran))
 
@@ -394,7 +394,7 @@ class ExportJob:
         )
         # Its marker is only half the story (the files might have been removed since), so
         # the step always runs when the export is not already complete.
-        driver.layout.remove(driver.layout.marker_path(WRITE_STEP, WRITE_UNIT))
+        remove(driver.layout.marker_path(WRITE_STEP, WRITE_UNIT))
         step = Step(
             key=WRITE_STEP,
             title="export: write",

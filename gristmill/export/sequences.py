@@ -3,7 +3,7 @@
 Prefix and text are tokenised apart and concatenated (as MeCo does), so a document's tokens
 are the same whether it carries a prefix (conditioning) or not (cooldown), and the prefix
 ends exactly where the mask says. The mask is 0 on BOS and prefix (no loss there: training on
-the metadata slightly hurts, MeCo §2) and 1 on the document and EOS.
+the metadata slightly hurts: Gao et al., 2025, §2) and 1 on the document and EOS.
 """
 
 from __future__ import annotations

@@ -199,6 +199,13 @@ def exists(url: str) -> bool:
     return bool(fs.exists(path))
 
 
+def remove(url: str) -> None:
+    """Delete a file or a directory tree, if it is there."""
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 def remove_stale_temporaries(url: str) -> int:
     """Delete temporary files that a killed run left behind; returns how many."""
     fs, path = filesystem(url)

@@ -39,7 +39,7 @@ from rich.console import Console
 from gristmill.errors import InputError
 from gristmill.executors.base import Executor
 from gristmill.executors.local import LocalExecutor
-from gristmill.io.filesystem import atomic_output, exists, join, write_bytes_atomically
+from gristmill.io.filesystem import atomic_output, exists, join, remove, write_bytes_atomically
 from gristmill.mixing.scheduler import MixtureError, json_bytes
 from gristmill.runs.driver import RunDriver
 from gristmill.runs.layout import OutputLayout
@@ -634,7 +634,7 @@ def _clear_round(layout: OutputLayout, directory: Path) -> None:
     for stale in [directory / MANIFEST_NAME, *directory.glob("part-*.parquet")]:
         stale.unlink(missing_ok=True)
     for bookkeeping in (join(layout.run_dir, "markers"), layout.run_path, layout.failures_path):
-        layout.remove(bookkeeping)
+        remove(bookkeeping)
 
 
 def _check_round_args(

@@ -22,6 +22,7 @@ from rich.console import Console
 from gristmill.errors import ConfigError
 from gristmill.executors.base import Executor, Lost
 from gristmill.executors.local import LocalExecutor
+from gristmill.io.filesystem import remove
 from gristmill.runs.layout import OutputLayout
 from gristmill.runs.lock import RunLock
 from gristmill.runs.mainguard import check_main_guard
@@ -153,7 +154,7 @@ class RunDriver:
                 results[unit.key] = UnitResult(unit.key, unit.source, True, value, resumed=True)
             else:
                 # Marked done, but its output is gone: the marker must not stop the rerun.
-                self.layout.remove(self.layout.marker_path(step.key, unit.key))
+                remove(self.layout.marker_path(step.key, unit.key))
                 pending.append(unit)
         if pending:
             if step.before_run is not None:

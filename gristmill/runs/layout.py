@@ -123,9 +123,3 @@ class OutputLayout:
 
     def remove_temporaries(self) -> int:
         return remove_stale_temporaries(self.root)
-
-    def remove(self, url: str) -> None:
-        """Delete a file or directory of the run, if it is there."""
-        fs, path = filesystem(url)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)

@@ -32,7 +32,7 @@ from gristmill.core.stats import PipelineStats
 from gristmill.errors import InputError
 from gristmill.executors.base import Executor
 from gristmill.io.base import Reader, ShardTask, Writer
-from gristmill.io.filesystem import exists, join
+from gristmill.io.filesystem import exists, join, remove
 from gristmill.io.parquet import ParquetReader, ParquetWriter
 from gristmill.runs.driver import RunDriver, StepOutcome
 from gristmill.runs.phases import PhaseRun, digest
@@ -304,7 +304,7 @@ class PipelineRun:
         return self._report(outcomes, phases, set(), [])
 
     def _remove_intermediates(self) -> None:
-        self.driver.layout.remove(self.driver.layout.passes_dir)
+        remove(self.driver.layout.passes_dir)
         for phase_run in self.phase_runs.values():
             phase_run.remove_data()
 

@@ -34,6 +34,7 @@ from gristmill.io.filesystem import (
     filesystem,
     join,
     read_json,
+    remove,
     write_json_atomically,
 )
 from gristmill.io.parquet import open_parquet
@@ -292,7 +293,7 @@ class PhaseRun:
         """Before reduce units run (again): nothing of an earlier attempt may linger."""
         for unit in units:
             for folder in ("reduce", "results"):
-                self.layout.remove(join(self.directory, folder, f"{unit.key}.parquet"))
+                remove(join(self.directory, folder, f"{unit.key}.parquet"))
 
     def finish(self, fingerprint: str, reduced: dict[str, dict[str, Any]]) -> StoredPhaseResult:
         """The decision from the reduce outputs (``reduced``: unit key → value): saved from an
@@ -319,4 +320,4 @@ class PhaseRun:
     def remove_data(self) -> None:
         """Drop the map, reduce and results files once the run is whole; keep the decision."""
         for folder in ("map", "reduce", "results"):
-            self.layout.remove(join(self.directory, folder))
+            remove(join(self.directory, folder))

@@ -17,7 +17,7 @@ import pyarrow as pa
 from gristmill.core.chain import Rejected, StageChain
 from gristmill.core.phase import TaskInfo
 from gristmill.io.base import Reader, ShardTask, TaskOutput, Writer
-from gristmill.io.filesystem import join
+from gristmill.io.filesystem import join, remove
 from gristmill.io.parquet import ParquetWriter
 
 DROP_STAGE = "drop_stage"
@@ -109,16 +109,8 @@ def run_shard(shard: ShardPass, task: ShardTask) -> dict[str, Any]:
                 output.write(kept)
                 rejects.write_stages(rejected)
             if not rejects.opened and rejects.url is not None:
-                _remove(rejects.url)  # an earlier attempt's rejects, under other decisions
+                remove(rejects.url)  # an earlier attempt's rejects, under other decisions
     finally:
         stats = chain.finish_task()
     stats.unreadable = unreadable
     return {"stats": stats.to_dict(), "docs_read": docs_read + unreadable}
-
-
-def _remove(url: str) -> None:
-    from gristmill.io.filesystem import filesystem
-
-    fs, path = filesystem(url)
-    if fs.exists(path):
-        fs.rm(path)
