@@ -23,3 +23,15 @@ PROVENANCE_FIELDS = (
     pa.field(CRAWL_DATE, pa.timestamp("us", tz="UTC")),
     pa.field(DUMP, pa.string()),
 )
+
+
+def with_column(
+    table: pa.Table, field: pa.Field | str, values: pa.Array | pa.ChunkedArray
+) -> pa.Table:
+    """The table with this column: replaced in place when an earlier stage (or an earlier run
+    over this data) made one of the same name, appended otherwise."""
+    name = field if isinstance(field, str) else field.name
+    index = table.schema.get_field_index(name)
+    if index == -1:
+        return table.append_column(field, values)
+    return table.set_column(index, field, values)

@@ -15,8 +15,12 @@ ordinary streaming pass:
    ``reduce_rows`` rows, so no process ever holds the whole corpus's keys. A reduce output
    that keeps ``TASK`` and ``ROW`` is per-document and is routed back to its task; any other
    output is small and goes to ``finish``.
-3. **finish**, once, in the driver: the small reduce outputs → the *decision*, a JSON mapping
-   that is saved, reported, and part of the fingerprint of everything computed after it.
+3. **finish**, once (one unit on a worker): the small reduce outputs → the *decision*, a
+   JSON mapping that is saved, reported, and part of the fingerprint of everything computed
+   after it; and, where the answer for a document needs the whole run at once (clusters of
+   near duplicates joined across key ranges), per-document rows of its own (``Finished``).
+   ``inputs`` reads documents of the phase's input back by task and row, for a finish that
+   must look at a few of them again (verifying candidate pairs, say).
 
 The stage then gets a :class:`PhaseResult` (``Stage.use_phase_result``) before its streaming
 pass, and in that pass reads its own documents' rows with ``PhaseResult.rows_for(task)``: the
@@ -32,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,8 +94,29 @@ class CorpusPhase(ABC):
         ROW, anything else must be small (``finish`` reads all of it in one process)."""
 
     @abstractmethod
-    def finish(self, reduced: Iterator[pa.Table]) -> dict[str, Any]:
-        """The decision, from every reduce output that is not per-document; JSON-able."""
+    def finish(
+        self, reduced: Iterator[pa.Table], inputs: PhaseInputs | None = None
+    ) -> dict[str, Any] | Finished:
+        """The decision (JSON-able), from every reduce output that is not per-document; or a
+        ``Finished`` with per-document rows too."""
+
+
+@dataclass
+class Finished:
+    """What a finish gives when it also decides per document: the decision, and rows with
+    TASK and ROW that go back to their tasks like per-document reduce outputs."""
+
+    decision: dict[str, Any]
+    rows: pa.Table | None = None
+
+
+class PhaseInputs(Protocol):
+    """The phase's input, read back by task and row (for a finish that needs a few documents
+    again)."""
+
+    def read(self, task: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+        """The given rows (positions, ascending) of the task numbered ``task``, in order."""
+        ...
 
 
 class SummaryPhase(CorpusPhase):
@@ -132,7 +157,9 @@ class SummaryPhase(CorpusPhase):
     def reduce(self, rows: pa.Table) -> pa.Table | None:
         return self._row(self.merge(self._summaries(rows)))
 
-    def finish(self, reduced: Iterator[pa.Table]) -> dict[str, Any]:
+    def finish(
+        self, reduced: Iterator[pa.Table], inputs: PhaseInputs | None = None
+    ) -> dict[str, Any]:
         return self.decide(self.merge([s for table in reduced for s in self._summaries(table)]))
 
 
@@ -173,6 +200,20 @@ class RowCursor:
         return part.set_column(part.column_names.index(ROW), ROW, relative)
 
 
+class MemoryInputs:
+    """``PhaseInputs`` over tables in memory, taken as one task."""
+
+    def __init__(self, task: TaskInfo, tables: list[pa.Table]) -> None:
+        self._task = task
+        self._tables = tables
+
+    def read(self, task: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+        if task != self._task.number or not self._tables:
+            raise KeyError(f"no task {task} in memory")
+        whole = pa.concat_tables(self._tables, promote_options="permissive")
+        return whole.select(list(columns)).take(pa.array(rows, pa.int64()))
+
+
 class MemoryPhaseResult:
     """A phase's result computed in this process (see ``run_in_memory``)."""
 
@@ -196,16 +237,18 @@ def run_in_memory(
     splits the same work over tasks, key ranges and workers.
     """
     task = task or TaskInfo("memory")
+    batches = list(tables)
+    inputs = MemoryInputs(task, batches)
 
     def numbered() -> Iterator[tuple[int, pa.Table]]:
         first = 0
-        for table in tables:
+        for table in batches:
             yield first, table
             first += table.num_rows
 
     mapped = [t for t in phase.map(numbered()) if t.num_rows]
     if not mapped:
-        return MemoryPhaseResult(phase.finish(iter(())), None, task)
+        return _memory_result(phase.finish(iter(()), inputs), None, task)
     keyed = pa.concat_tables(mapped, promote_options="permissive")
     keyed = keyed.append_column(
         TASK, pa.repeat(pa.scalar(task.number, pa.uint64()), keyed.num_rows)
@@ -218,4 +261,14 @@ def run_in_memory(
             rows = reduced.sort_by(ROW)
         else:
             small.append(reduced)
-    return MemoryPhaseResult(phase.finish(iter(small)), rows, task)
+    return _memory_result(phase.finish(iter(small), inputs), rows, task)
+
+
+def _memory_result(
+    finished: dict[str, Any] | Finished, rows: pa.Table | None, task: TaskInfo
+) -> MemoryPhaseResult:
+    if isinstance(finished, Finished):
+        parts = [t for t in (rows, finished.rows) if t is not None and t.num_rows]
+        rows = pa.concat_tables(parts, promote_options="permissive").sort_by(ROW) if parts else None
+        return MemoryPhaseResult(finished.decision, rows, task)
+    return MemoryPhaseResult(finished, rows, task)

@@ -35,7 +35,7 @@ from gristmill.io.base import Reader, ShardTask, Writer
 from gristmill.io.filesystem import exists, join, remove
 from gristmill.io.parquet import ParquetReader, ParquetWriter
 from gristmill.runs.driver import RunDriver, StepOutcome
-from gristmill.runs.phases import PhaseRun, digest
+from gristmill.runs.phases import PhaseRun, PhaseSource, digest
 from gristmill.runs.report import RunReport, print_report
 from gristmill.runs.shard import ShardPass, run_shard
 from gristmill.runs.steps import Step, Unit
@@ -270,7 +270,16 @@ class PipelineRun:
         reduced = self.driver.run_step(reduce_step)
         if reduced.failed:
             return None
-        result = phase_run.finish(reduce_step.fingerprint, reduced.values())
+        included = tuple(t for t in source.tasks if t.task_id in maps)
+        finish_step = phase_run.finish_step(
+            reduce_step.fingerprint,
+            reduced.values(),
+            PhaseSource(source.reader, included, source.limit),
+        )
+        finished = self.driver.run_step(finish_step)
+        if finished.failed:
+            return None
+        result = phase_run.result(reduced.values(), finished.results[0].value)
         self.chain.stages[self.labels.index(label)].use_phase_result(result)
         return result.decision, sorted(maps)
 

@@ -19,18 +19,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gristmill.core.phase import KEY, ROW, TASK, CorpusPhase, TaskInfo, task_number
+from gristmill.core.phase import KEY, ROW, TASK, CorpusPhase, Finished, TaskInfo, task_number
 from gristmill.io.base import Reader, ShardTask
 from gristmill.io.filesystem import (
     atomic_output,
+    exists,
     filesystem,
     join,
     read_json,
@@ -169,6 +171,76 @@ def reduce_task(shared: PhaseReduce, key_range: KeyRange) -> dict[str, Any]:
     return {"rows_in": rows.num_rows, "rows_out": out.num_rows, "per_document": per_document}
 
 
+# -- finish ----------------------------------------------------------------------------------------
+FINISH_FILE = "finish.parquet"
+
+
+def _ignore_unreadable(_rows: pa.Table, _reasons: list[str]) -> None:
+    """Rows that cannot be read are not part of the phase's input."""
+
+
+@dataclass(frozen=True)
+class PhaseSource:
+    """The phase's input (what its map read), for a finish that reads documents again."""
+
+    reader: Reader
+    tasks: tuple[ShardTask, ...]
+    limit: int | None
+
+    def read(self, task: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+        found = [t for t in self.tasks if task_number(t.task_id) == task]
+        if not found:
+            raise KeyError(f"no task numbered {task} in this phase's input")
+        wanted = np.asarray(rows, dtype=np.int64)
+        parts, first = [], 0
+        for table in self.reader.read(
+            found[0], self.limit, columns=list(columns), unreadable=_ignore_unreadable
+        ):
+            inside = wanted[(wanted >= first) & (wanted < first + table.num_rows)] - first
+            if inside.size:
+                parts.append(table.select(list(columns)).take(pa.array(inside)))
+            first += table.num_rows
+        if not parts:
+            return pa.table({name: pa.array([], pa.string()) for name in columns})
+        return pa.concat_tables(parts, promote_options="permissive")
+
+
+@dataclass(frozen=True)
+class PhaseFinish:
+    """The finish step's shared object: the phase, its small reduce outputs, its input."""
+
+    phase: CorpusPhase
+    small: tuple[str, ...]
+    directory: str
+    label: str
+    source: PhaseSource
+
+
+def finish_task(shared: PhaseFinish, _payload: Any) -> dict[str, Any]:
+    """Make the decision (and per-document rows, if the phase gives any); save the decision."""
+    finished = shared.phase.finish(
+        (open_parquet(url).read() for url in shared.small), shared.source
+    )
+    rows: pa.Table | None = None
+    decision = finished
+    if isinstance(finished, Finished):
+        decision, rows = finished.decision, finished.rows
+    json.dumps(decision)  # a decision must be JSON: fail here, not in run.json
+    url = join(shared.directory, "results", FINISH_FILE)
+    remove(url)
+    count = 0
+    if rows is not None and rows.num_rows:
+        if TASK not in rows.column_names or ROW not in rows.column_names:
+            raise ValueError(f"{shared.label}: per-document rows of a finish need {TASK} and {ROW}")
+        rows = rows.sort_by([(TASK, "ascending"), (ROW, "ascending")])
+        _write_sorted(url, rows)
+        count = rows.num_rows
+    write_json_atomically(
+        join(shared.directory, "decision.json"), {"stage": shared.label, "decision": decision}
+    )
+    return {"decision": decision, "rows": count}
+
+
 # -- the result a stage reads --------------------------------------------------------------------
 @dataclass
 class StoredPhaseResult:
@@ -295,23 +367,43 @@ class PhaseRun:
             for folder in ("reduce", "results"):
                 remove(join(self.directory, folder, f"{unit.key}.parquet"))
 
-    def finish(self, fingerprint: str, reduced: dict[str, dict[str, Any]]) -> StoredPhaseResult:
-        """The decision from the reduce outputs (``reduced``: unit key → value): saved from an
-        earlier run under the same reduce fingerprint, or made now."""
+    def finish_step(
+        self,
+        reduce_fingerprint: str,
+        reduced: dict[str, dict[str, Any]],
+        source: PhaseSource,
+    ) -> Step:
+        """One unit that makes the decision from the reduce outputs (``reduced``: unit key →
+        value); it runs on a worker, since a finish may hold a lot (every candidate pair)."""
         outputs = {key: self._output(key, value) for key, value in sorted(reduced.items())}
-        small = [url for key, url in outputs.items() if url and not reduced[key]["per_document"]]
+        small = tuple(
+            url for key, url in outputs.items() if url and not reduced[key]["per_document"]
+        )
+        shared = PhaseFinish(self.phase, small, self.directory, self.label, source)
+        fingerprint = digest(reduce_fingerprint, "finish")
+        return Step(
+            key=f"{self.label}.finish",
+            title=f"{self.label}: finish",
+            fingerprint=fingerprint,
+            units=[Unit("decision", self.label, None)],
+            work=finish_task,
+            shared=shared,
+            still_valid=lambda _unit: self._finish_output_kept(fingerprint),
+        )
+
+    def _finish_output_kept(self, fingerprint: str) -> bool:
+        value = self.layout.completed(f"{self.label}.finish", "decision", fingerprint) or {}
+        return not value.get("rows") or exists(join(self.directory, "results", FINISH_FILE))
+
+    def result(
+        self, reduced: dict[str, dict[str, Any]], finished: dict[str, Any]
+    ) -> StoredPhaseResult:
+        """What the stage gets: the decision, and every per-document output to read back."""
+        outputs = {key: self._output(key, value) for key, value in sorted(reduced.items())}
         results = [url for key, url in outputs.items() if url and reduced[key]["per_document"]]
-        saved = read_json(self.decision_path)
-        if isinstance(saved, dict) and saved.get("fingerprint") == fingerprint:
-            decision = saved["decision"]
-        else:
-            decision = self.phase.finish(open_parquet(url).read() for url in small)
-            json.dumps(decision)  # a decision must be JSON: fail here, not in run.json
-            write_json_atomically(
-                self.decision_path,
-                {"stage": self.label, "fingerprint": fingerprint, "decision": decision},
-            )
-        return StoredPhaseResult(decision, tuple(results))
+        if finished.get("rows"):
+            results.append(join(self.directory, "results", FINISH_FILE))
+        return StoredPhaseResult(finished["decision"], tuple(results))
 
     def saved_decision(self) -> dict[str, Any] | None:
         saved = read_json(self.decision_path)

@@ -101,6 +101,9 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
             highlight=False,
         )
     for label, phase in report.phases.items():
+        summary = (phase.get("decision") or {}).get("summary")
+        if summary:
+            console.print(f"{escape(label)}: {escape(str(summary))}", highlight=False)
         left_out = phase.get("tasks_left_out") or []
         if left_out:
             console.print(

@@ -90,15 +90,20 @@ def test_a_bad_file_fails_alone_and_every_good_shard_gets_its_output(
     assert [f.task_id for f in report.failures] == [EXTRA]
     assert f"{EXTRA}.parquet" in report.failures[0].error
     assert "not a readable Parquet file" in report.failures[0].error
-    # Both whole-run steps were computed over the nine good files, and say so.
-    assert set(report.phases) == {"10_score_filter", "16_meco"}
+    # Every whole-run step was computed over the nine good files, and says so.
+    assert set(report.phases) == {
+        "07_exact_dedup",
+        "08_minhash_dedup",
+        "12_score_filter",
+        "18_meco",
+    }
     for phase in report.phases.values():
         assert phase["tasks"] == 9 and phase["tasks_left_out"] == [EXTRA]
     stats = json.loads((output / "_run" / "stats.json").read_text())
-    assert stats["phases"]["16_meco"]["tasks_left_out"] == [EXTRA]
+    assert stats["phases"]["18_meco"]["tasks_left_out"] == [EXTRA]
     failures = json.loads((output / "_run" / "failures.json").read_text())
     assert [(f["task"], f["step"]) for f in failures] == [
-        (EXTRA, "pass 1 of 3: 01_language … 09_toxicity")
+        (EXTRA, "pass 1 of 5: 01_language … 06_fineweb_quality")
     ]
     _assert_same_files(output, clean)
 

@@ -1,4 +1,4 @@
-"""A real stage with a per-document corpus-wide phase, for the run driver's tests.
+"""Real stages with corpus-wide phases, for the run driver's and the dedup stages' tests.
 
 ``test_text_repeats`` adds ``text_repeats``: how many documents of the whole run have the same
 text (after lowercasing and collapsing whitespace), an exact-duplicate count. Its phase maps
@@ -23,6 +23,7 @@ from pydantic import Field
 from gristmill.core.phase import KEY, ROW, TASK, CorpusPhase, PhaseResult, RowCursor, TaskInfo
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
+from gristmill.stages.dedup.minhash import MinhashDedup, MinhashParams, MinhashPhase
 from gristmill.stages.filters.id_hash import id_hashes, salt_for
 
 REPEATS = "text_repeats"
@@ -61,7 +62,7 @@ class TextRepeatsPhase(CorpusPhase):
         counted = frame.with_columns(pl.len().over(KEY).alias(REPEATS))
         return counted.select(TASK, ROW, pl.col(REPEATS).cast(pl.Int64)).to_arrow()
 
-    def finish(self, reduced: Iterator[pa.Table]) -> dict[str, Any]:
+    def finish(self, reduced: Iterator[pa.Table], inputs: object = None) -> dict[str, Any]:
         return {"small_outputs": sum(1 for _ in reduced)}
 
 
@@ -91,3 +92,34 @@ class TextRepeats(Stage):
         counts = np.ones(batch.num_rows, dtype=np.int64)
         counts[rows.column(ROW).to_numpy()] = rows.column(REPEATS).to_numpy()
         return batch.append_column(REPEATS, pa.array(counts))
+
+
+class SlowMinhashParams(MinhashParams):
+    sleep_map: float = Field(0.0, ge=0, description="seconds per map task")
+    sleep_reduce: float = Field(0.0, ge=0, description="seconds per reduce task")
+    sleep_per_batch: float = Field(0.0, ge=0, description="seconds per batch of the pass")
+
+
+class SlowMinhashPhase(MinhashPhase):
+    """The real MinHash phase, slowed down so that a test can kill a run inside a step."""
+
+    def map(self, batches: Iterable[tuple[int, pa.Table]]) -> Iterator[pa.Table]:
+        yield from super().map(batches)
+        time.sleep(self.params.sleep_map)
+
+    def reduce(self, rows: pa.Table) -> pa.Table | None:
+        time.sleep(self.params.sleep_reduce)
+        return super().reduce(rows)
+
+
+@register_stage
+class SlowMinhashDedup(MinhashDedup):
+    name = "test_slow_minhash_dedup"
+    Params = SlowMinhashParams  # type: ignore[assignment]
+
+    def corpus_phase(self) -> SlowMinhashPhase:
+        return SlowMinhashPhase(self.params)
+
+    def judge(self, batch: pa.Table):  # type: ignore[no-untyped-def]
+        time.sleep(self.params.sleep_per_batch)
+        return super().judge(batch)

@@ -24,14 +24,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from gristmill.core.columns import with_column
 from gristmill.core.filter import Filter, FilterParams, Verdict
 from gristmill.core.registry import register_stage
 from gristmill.core.resources import Resources
-from gristmill.core.stage import StageResult
 from gristmill.inference.base import (
     Completion,
     GenerationParams,
@@ -126,14 +127,6 @@ class Outcome:
     status: str
     dropped: bool
     extra: Any = None  # prox_chunks or prox_doc_truncated
-
-
-def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    """Replace ``name`` when an earlier stage made it, append it otherwise."""
-    index = table.schema.get_field_index(name)
-    if index == -1:
-        return table.append_column(name, values)
-    return table.set_column(index, name, values)
 
 
 def _load_tokenizer(path: str) -> Any:
@@ -233,7 +226,7 @@ class _ProxLevel(Filter):
         texts = batch.column(TEXT).to_pylist()
         outcomes = self._refine(texts)
         text_type = batch.schema.field(TEXT).type
-        refined = _set_column(batch, TEXT, pa.array([o.text for o in outcomes], text_type))
+        refined = with_column(batch, TEXT, pa.array([o.text for o in outcomes], text_type))
         previous = (
             refined.column(ERRORS).to_pylist()
             if ERRORS in refined.column_names
@@ -247,7 +240,7 @@ class _ProxLevel(Filter):
             self.extra_field.name: pa.array([o.extra for o in outcomes], self.extra_field.type),
         }
         for name, values in columns.items():
-            refined = _set_column(refined, name, values)
+            refined = with_column(refined, name, values)
         self.stats.count("errors", sum(o.errors for o in outcomes))  # = prox_errors added here
         self.stats.count_values("status", (o.status for o in outcomes))
         keep = pa.array([not o.dropped for o in outcomes], pa.bool_())
@@ -409,9 +402,10 @@ class ProxParams(FilterParams):
     doc_max_new_tokens: int = Field(default=DOC_MAX_NEW_TOKENS, gt=0)
     chunk_max_new_tokens: int = Field(default=CHUNK_MAX_NEW_TOKENS, gt=0)
 
+    # The levels only judge; ``mode`` (drop or annotate) is the combined stage's to apply.
     def doc_params(self) -> ProxDocParams:
         return ProxDocParams(
-            mode=self.mode,
+            mode="drop",
             programmer=self.programmer,
             generator=self.doc_generator,
             tokenizer=self.doc_tokenizer,
@@ -421,7 +415,7 @@ class ProxParams(FilterParams):
 
     def chunk_params(self) -> ProxChunkParams:
         return ProxChunkParams(
-            mode=self.mode,
+            mode="drop",
             programmer=self.programmer,
             generator=self.chunk_generator,
             tokenizer=self.chunk_tokenizer,
@@ -438,7 +432,13 @@ class ProxParams(FilterParams):
 
 @register_stage
 class Prox(Filter):
-    """``prox_doc`` then ``prox_chunk`` on the documents the first keeps, as upstream."""
+    """``prox_doc`` then ``prox_chunk`` on the documents the first keeps, as upstream.
+
+    One verdict for both levels, so ``mode`` works as for any filter: ``drop`` rejects what
+    either level drops, ``annotate`` adds ``keep_prox`` and drops nothing. Every row gets every
+    column of both levels; those the doc level drops never reach the chunk level, so their
+    chunk columns are null and their text is as it came.
+    """
 
     name = "prox"
     Params = ProxParams  # type: ignore[assignment]
@@ -454,12 +454,15 @@ class Prox(Filter):
     def resources(self) -> Resources:  # type: ignore[override]
         return self.doc.resources.combine(self.chunk.resources)
 
-    def produced_fields(self) -> tuple[pa.Field, ...]:
+    def _level_fields(self) -> tuple[pa.Field, ...]:
         fields: dict[str, pa.Field] = {}
         for stage in (self.doc, self.chunk):
             for f in stage.produced_fields():
                 fields[f.name] = f
         return tuple(fields.values())
+
+    def produced_fields(self) -> tuple[pa.Field, ...]:
+        return (*self._level_fields(), *super().produced_fields())
 
     def setup(self) -> None:
         self.doc.setup()
@@ -472,35 +475,51 @@ class Prox(Filter):
     def _absorb(self, level: str, stage: _ProxLevel) -> None:
         """Fold a level's counters into this stage's, prefixed by level."""
         stats = stage.reset_stats()
-        self.stats.dropped.update(stats.dropped)
         for key, value in stats.counters.items():
             self.stats.count(f"{level}_{key}", value)
         for key, hist in stats.histograms.items():
             self.stats.histograms.setdefault(f"{level}_{key}", type(hist)()).update(hist)
 
-    def run_batch(self, batch: pa.Table) -> StageResult:
-        first = self.doc.run_batch(batch)
-        second = self.chunk.run_batch(first.table) if first.table.num_rows else first
+    def judge(self, batch: pa.Table) -> Verdict:
+        first = self.doc.judge(batch)
+        refined = batch if first.edited is None else first.edited
+        passed = np.asarray(
+            pc.fill_null(first.keep, False).to_numpy(zero_copy_only=False), dtype=bool
+        )
+        onward = refined.filter(pa.array(passed))
+        # No call to the chunk level (nor its engine) when the doc level left nothing.
+        second = self.chunk.judge(onward) if onward.num_rows else None
         self._absorb("doc", self.doc)
         self._absorb("chunk", self.chunk)
-        if second is first:
-            return first
-        parts = [r for r in (first, second) if r.rejected is not None and r.rejected.num_rows]
-        if not parts:
-            return StageResult(second.table)
-        rejected = pa.concat_tables(
-            [self._with_all_columns(r.rejected) for r in parts],  # type: ignore[arg-type]
-            promote_options="default",
-        )
-        reasons = pa.concat_arrays([r.reasons for r in parts])  # type: ignore[misc]
-        return StageResult(second.table, rejected, reasons)
+        chunked = self._with_all_columns(onward if second is None else _edited(onward, second))
+        stopped = self._with_all_columns(refined.filter(pa.array(~passed)))
+        positions = np.concatenate([np.flatnonzero(passed), np.flatnonzero(~passed)])
+        order = pa.array(np.argsort(positions, kind="stable"))
+        parts = [chunked, stopped.select(chunked.column_names)]
+        edited = pa.concat_tables(parts, promote_options="default").take(order)
+        keep = passed.copy()
+        reasons = first.reasons
+        if second is not None:
+            chunk_keep = pc.fill_null(second.keep, False).to_numpy(zero_copy_only=False)
+            keep[passed] = np.asarray(chunk_keep, dtype=bool)
+            assert first.reasons is not None and second.reasons is not None  # levels give them
+            stopped_reasons = _array(first.reasons).filter(pa.array(~passed))
+            reasons = pa.concat_arrays([_array(second.reasons), stopped_reasons]).take(order)
+        return Verdict(pa.array(keep, pa.bool_()), reasons, edited=edited)
 
     def _with_all_columns(self, table: pa.Table) -> pa.Table:
-        """Rows dropped at doc level get null chunk columns, so every reject looks alike."""
-        for field in self.produced_fields():
+        """Both levels' columns, null where a level did not see the rows."""
+        for field in self._level_fields():
             if field.name not in table.column_names:
                 table = table.append_column(field, pa.nulls(table.num_rows, field.type))
         return table
 
-    def process(self, batch: pa.Table) -> pa.Table:
-        return self.run_batch(batch).table
+
+def _edited(table: pa.Table, verdict: Verdict) -> pa.Table:
+    return table if verdict.edited is None else verdict.edited
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values

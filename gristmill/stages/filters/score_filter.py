@@ -201,7 +201,13 @@ class ScoreSketchPhase(SummaryPhase):
         return merged
 
     def decide(self, summary: dict[str, Any]) -> dict[str, Any]:
-        return {**self.stage.cut_for(summary).describe(), "sketch": summary}
+        cut = self.stage.cut_for(summary).describe()
+        low, high = cut["boundary_low"], cut["boundary_high"]
+        text = (
+            f"the cut keeps {cut['expected_kept']:,} of {cut['documents']:,} scored documents "
+            f"({self.stage.column} boundary {low:.4g}..{high:.4g})"
+        )
+        return {**cut, "sketch": summary, "summary": text}
 
 
 @register_stage
@@ -271,7 +277,9 @@ class ScoreFilter(Filter):
         """The scores as float64, and which of them are present (not null, not NaN)."""
         column = batch.column(self.column)
         kind = column.type
-        numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+        # A column of type null (no score at all, as a Parquet file may store it) is missing
+        # everywhere, not a column of the wrong type.
+        numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_null)
         if not (any(check(kind) for check in numeric) or pa.types.is_decimal(kind)):
             raise ConfigError(f"score_filter: column '{self.column}' is {kind}, not a number")
         values = pc.fill_null(column.cast(pa.float64()), float("nan")).to_numpy()

@@ -284,8 +284,5 @@ class MecoConditioner(Stage):
         self.stats.count_values("phase", phase.to_pylist())
         self.stats.count("without_prefix", prefixes.null_count)
         for name, column in ((MECO_VALUE, values), (MECO_PREFIX, prefixes), (PHASE, phase)):
-            if name in batch.column_names:
-                batch = batch.set_column(batch.column_names.index(name), name, column)
-            else:
-                batch = batch.append_column(name, column)
+            batch = columns.with_column(batch, name, column)
         return batch

@@ -257,4 +257,8 @@ class MecoPhase(SummaryPhase):
 
     def decide(self, summary: dict[str, Any]) -> dict[str, Any]:
         plan = MecoPlan.from_summary(summary, self.params.cooldown_fraction)
-        return plan_decision(plan, self.params.topk_fraction)
+        text = (
+            f"cooldown: {plan.docs_cooldown:,} of {plan.docs_total:,} documents, "
+            f"{plan.cooldown_share:.1%} of the tokens (target {plan.cooldown_fraction:.0%})"
+        )
+        return {**plan_decision(plan, self.params.topk_fraction), "summary": text}

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gristmill.core import columns
 from gristmill.core.stats import StageStats
 from gristmill.errors import ConfigError
 
@@ -31,11 +32,9 @@ def has_text(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def set_columns(
     batch: pa.Table, fields: Sequence[pa.Field], values: Sequence[pa.Array]
 ) -> pa.Table:
-    """Append the stage's columns, replacing any of the same name from an earlier run."""
+    """Add the stage's columns, replacing any of the same name from an earlier run."""
     for field, array in zip(fields, values, strict=True):
-        if field.name in batch.column_names:
-            batch = batch.drop_columns([field.name])
-        batch = batch.append_column(field, array)
+        batch = columns.with_column(batch, field, array)
     return batch
 
 
