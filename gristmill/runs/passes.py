@@ -232,7 +232,8 @@ class PipelineRun:
         )
 
         def kept(unit: Unit) -> bool:
-            return last or exists(writer.output_url(unit.payload))
+            """A task counts as done only while its output is there (a user may delete it)."""
+            return exists(writer.output_url(unit.payload))
 
         return Step(
             key=self._pass_key(part),

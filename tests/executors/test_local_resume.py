@@ -136,3 +136,15 @@ def test_a_task_that_kills_its_worker_is_retried_and_the_others_finish(tmp_path:
     reference = tmp_path / "reference"
     _pipeline(inputs, reference).run()
     assert read_output(out).equals(read_output(reference))
+
+
+def test_a_deleted_output_file_is_written_again_and_only_it(tmp_path: Path):
+    inputs = tmp_path / "in"
+    split_samples(inputs, 3, rows=300)
+    first = _pipeline(inputs, tmp_path / "out").run()
+    complete = read_output(tmp_path / "out")
+    (tmp_path / "out" / "part-001.parquet").unlink()
+    again = _pipeline(inputs, tmp_path / "out").run()
+    assert first.ok and again.ok
+    assert (again.tasks_run, again.tasks_skipped) == (1, 2)
+    assert read_output(tmp_path / "out").equals(complete)
