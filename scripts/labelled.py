@@ -1,5 +1,8 @@
 """The labelled data in ``shared/data`` as tables, split by the samples' held-out rule.
 
+Every function takes the data root: ``shared/data`` by default (training), or the slices of
+it in ``tests/data`` (held-out rows only; ``scripts/build_test_data.py``), which the tests read.
+
 ``data_samples/`` carries only some labelled rows (``is_sample_row`` in
 ``scripts/build_data_samples.py``, the one definition of the rule, loaded from there), with the
 labels dropped. Models are trained on the sample side, with labels joined back from the origin
@@ -12,6 +15,7 @@ imports it, and the tests put this folder on ``sys.path`` to do the same.
 from __future__ import annotations
 
 import csv
+import gzip
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -63,6 +67,10 @@ def data_root(root: Path | None = None) -> Path:
 
 
 def _read_rows(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
+    """A CSV/TSV file's rows; a ``.gz`` one (the slices in ``tests/data``) is read the same."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle, delimiter=delimiter))
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle, delimiter=delimiter))
 
@@ -118,7 +126,7 @@ def hplt_table(root: Path | None = None) -> pa.Table:
             "unnatural", "porn", "labelled",
         )
     }  # fmt: skip
-    for path in sorted(base.glob("*.tsv")):
+    for path in sorted([*base.glob("*.tsv"), *base.glob("*.tsv.gz")]):
         language = path.stem.rsplit("_batch", 1)[0]
         for row in _read_rows(path, delimiter="\t"):
             correct = _column(row, "lang correct")

@@ -17,7 +17,8 @@ for folder in (SCRIPTS, TESTS):
         sys.path.insert(0, str(folder))
 
 SAMPLES = REPO / "data_samples"
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: Real data the tests read, sliced from the origin files (see tests/data/SOURCES.md).
+DATA = TESTS / "data"
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +27,9 @@ def samples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.skip(f"{SHARED_DATA} is not here")
-    return SHARED_DATA
+def data_dir() -> Path:
+    """``tests/data``: the real files the tests read, in the layout of their origin."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +37,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny Llama + tokenizer trained on real text, built once per test session."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from support.tiny_model import SOURCES, build_tiny_llama
+    from support.tiny_model import build_tiny_llama
 
-    if not SOURCES.exists():
-        pytest.skip(f"{SOURCES} (tokenizer training text) is not here")
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))

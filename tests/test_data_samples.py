@@ -2,8 +2,10 @@
 
 Other tests and the default pipeline read these shards, so their contract (the
 exact column schema, ``EXPECTED_SCHEMA`` below; unique ids; the crawl-date/dump cases; the
-held-out rule for labelled rows) is pinned here. When ``shared/data`` is
-present, a rebuild must reproduce the committed tables exactly.
+held-out rule for labelled rows) is pinned here, and so is ``tests/data`` (the real files the
+tests read: every one described in its SOURCES.md, a few MB in all). The rebuild checks
+(``-m origin_data``, left out of the default run) need the origin files in ``../shared/data``:
+rebuilt from them, ``data_samples/`` and ``tests/data`` must come out exactly as committed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"
 SCRIPT = REPO / "scripts" / "build_data_samples.py"
-DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_DATA_SCRIPT = REPO / "scripts" / "build_test_data.py"
+TEST_DATA = REPO / "tests" / "data"
+#: The origin files both scripts cut from (not part of the repository).
+DATA_ROOT = REPO.parent / "shared" / "data"
 
 EXPECTED_SCHEMA = pa.schema(
     [
@@ -37,7 +42,14 @@ EXPECTED_SCHEMA = pa.schema(
     ]
 )
 LABELLED = ("jigsaw", "davidson", "hplt")
-needs_data = pytest.mark.skipif(not DATA_ROOT.is_dir(), reason="shared/data not here")
+TEST_DATA_LIMIT = 4 * 1024 * 1024
+
+
+def origin_root() -> Path:
+    """The origin files; a rebuild check that was asked for fails (not skips) without them."""
+    if not (DATA_ROOT / "MANIFEST.tsv").is_file():
+        pytest.fail(f"-m origin_data needs the origin files in {DATA_ROOT}")
+    return DATA_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +159,10 @@ def test_labelled_rows_follow_held_out_rule(samples: pa.Table, builder: ModuleTy
     assert builder.is_sample_row("c4-000000"), "unlabelled sources are always sampled"
 
 
-@needs_data
 def test_held_out_toxicity_rows_are_disjoint_and_usable(
     samples: pa.Table, builder: ModuleType
 ) -> None:
-    path = DATA_ROOT / "toxicity" / "jigsaw_toxic_comment_train_sample.csv"
+    path = TEST_DATA / "toxicity" / "jigsaw_toxic_comment_train_sample.csv"  # the whole file
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     held_out = [r for r in rows if not builder.is_sample_row(f"jigsaw-{r['id']}")]
@@ -168,10 +179,38 @@ def test_sources_md_covers_every_source(samples: pa.Table) -> None:
         assert f"### `{source}`" in text
 
 
-@needs_data
+def test_test_data_is_small_and_every_file_has_its_source() -> None:
+    files = [p for p in TEST_DATA.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    assert files
+    assert sum(p.stat().st_size for p in files) < TEST_DATA_LIMIT
+    sources_md = (TEST_DATA / "SOURCES.md").read_text(encoding="utf-8")
+    assert "scripts/build_test_data.py" in sources_md
+    for path in files:
+        assert f"`{path.relative_to(TEST_DATA).as_posix()}`" in sources_md, path
+
+
+@pytest.mark.origin_data
+def test_test_data_rebuild_is_identical(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(TEST_DATA_SCRIPT), str(origin_root()), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    rebuilt = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(
+        p.relative_to(TEST_DATA)
+        for p in TEST_DATA.rglob("*")
+        if p.is_file() and p.name != "SOURCES.md"
+    )
+    assert rebuilt == committed
+    for name in rebuilt:
+        assert (tmp_path / name).read_bytes() == (TEST_DATA / name).read_bytes(), name
+
+
+@pytest.mark.origin_data
 def test_rebuild_is_identical(tmp_path: Path, shard_paths: list[Path]) -> None:
     subprocess.run(
-        [sys.executable, str(SCRIPT), str(DATA_ROOT), "--out", str(tmp_path)],
+        [sys.executable, str(SCRIPT), str(origin_root()), "--out", str(tmp_path)],
         check=True,
         capture_output=True,
     )

@@ -4,16 +4,24 @@ Filters go through their own ``filter_batch`` so the decisions (and reasons) are
 datatrove's; other steps (formatters, mappers) run through their ``run`` generator and their
 edited text is written back. The reverse direction, a gristmill pipeline as a datatrove
 step, is in ``gristmill.adapters.gristmill_in_datatrove``.
+
+Metadata goes both ways. Every column of the batch but ``id`` and ``text`` is in each
+document's ``metadata`` (``URLFilter`` reads ``metadata["url"]``); what the step writes there
+comes back: a changed value of an existing column is written to that column, and a new key
+becomes a column when the stage declares it with its Arrow type (``metadata:
+{token_count: int64}``), so that a pipeline is still validated before any data flows. A new
+key that is not declared fails the batch, naming the key (``undeclared_metadata: drop``
+leaves such keys out instead).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gristmill.core import columns
 from gristmill.core.filter import Filter, FilterParams, Verdict
@@ -31,6 +39,36 @@ class DatatroveStepParams(FilterParams):
         "e.g. datatrove.pipeline.filters.GopherQualityFilter",
     )
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the step")
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="metadata keys the step writes, returned as columns, with their Arrow "
+        "types (string, int64, float64, bool, ...: pyarrow.type_for_alias names)",
+    )
+    undeclared_metadata: Literal["error", "drop"] = Field(
+        "error",
+        description="a new metadata key that is not in `metadata`: error fails the batch "
+        "naming it; drop leaves it out",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, alias in value.items():
+            if key in (columns.ID, columns.TEXT):
+                raise ValueError(f"{key!r} is the document's own field, not metadata")
+            arrow_type(alias, key)
+        return value
+
+
+def arrow_type(alias: str, key: str = "") -> pa.DataType:
+    """The Arrow type of a name such as ``int64`` or ``string``."""
+    try:
+        return pa.type_for_alias(alias)
+    except (ValueError, KeyError):
+        raise ValueError(
+            f"metadata {key!r}: {alias!r} is not an Arrow type name (string, int64, float64, "
+            "bool, date32, timestamp[us], ...)"
+        ) from None
 
 
 def import_step_class(path: str) -> type:
@@ -44,6 +82,25 @@ def import_step_class(path: str) -> type:
         return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
     except (ImportError, AttributeError) as error:
         raise ConfigError(f"datatrove step {path!r} cannot be imported ({error})") from None
+
+
+def _python_values(column: pa.ChunkedArray) -> list[Any] | None:
+    """A column as Python values for datatrove's metadata; None where some value has no
+    Python form (a timestamp outside the years 1 to 9999)."""
+    try:
+        return column.to_pylist()  # type: ignore[no-any-return]
+    except (OverflowError, ValueError, pa.ArrowException):
+        return None
+
+
+def _alias(documents: list[Any], key: str) -> str:
+    """A type name for the values a step wrote under ``key``, for the error that asks for it."""
+    values = [doc.metadata.get(key) for doc in documents if doc.metadata.get(key) is not None]
+    try:
+        kind = pa.array(values).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return "string"
+    return {pa.float64(): "float64", pa.int64(): "int64", pa.bool_(): "bool"}.get(kind, str(kind))
 
 
 def _plain_attributes(step: object) -> dict[str, str]:
@@ -92,12 +149,91 @@ class DatatroveStep(Filter):
         spec["params"]["instance"] = _plain_attributes(self._step)
         return spec
 
+    def produced_fields(self) -> tuple[pa.Field, ...]:
+        declared = tuple(
+            pa.field(key, arrow_type(alias, key)) for key, alias in self.params.metadata.items()
+        )
+        return (*super().produced_fields(), *declared)
+
     def _documents(self, batch: pa.Table) -> list[Any]:
+        """One datatrove Document per row; every other column is in its metadata."""
         from datatrove.data import Document
 
         ids = batch.column(columns.ID).to_pylist()
         texts = batch.column(columns.TEXT).to_pylist()
-        return [Document(text=t or "", id=str(i)) for i, t in zip(ids, texts, strict=True)]
+        names: list[str] = []
+        values: list[list[Any]] = []
+        for name in self._metadata_columns(batch):
+            column = _python_values(batch.column(name))
+            if column is None:
+                self.stats.count(f"metadata_not_passed:{name}")
+                continue
+            names.append(name)
+            values.append(column)
+        return [
+            Document(
+                text=t or "",
+                id=str(i),
+                metadata={n: v[row] for n, v in zip(names, values, strict=True)},
+            )
+            for row, (i, t) in enumerate(zip(ids, texts, strict=True))
+        ]
+
+    @staticmethod
+    def _metadata_columns(batch: pa.Table) -> list[str]:
+        return [n for n in batch.column_names if n not in (columns.ID, columns.TEXT)]
+
+    def _write_back(self, batch: pa.Table, documents: list[Any]) -> pa.Table:
+        """The batch with the documents' text and metadata (one document per row, in order);
+        in annotate mode the text and the existing columns stay as they came (nothing is
+        edited) and only the declared metadata is added."""
+        annotate = self.params.mode == "annotate"
+        texts = pa.array([doc.text for doc in documents], pa.string())
+        original = batch.column(columns.TEXT)
+        # Only the texts the step changed are replaced (a null text stays null).
+        changed = pc.not_equal(texts, pc.fill_null(original, ""))
+        if not annotate and pc.any(changed).as_py():
+            position = batch.column_names.index(columns.TEXT)
+            new = pc.if_else(changed, texts.cast(original.type), original)
+            batch = batch.set_column(position, columns.TEXT, new)
+        written: set[str] = set()
+        for doc in documents:
+            written.update(doc.metadata)
+        for name in self._metadata_columns(batch):
+            if annotate or name in self.params.metadata:
+                continue
+            before = _python_values(batch.column(name))
+            if before is None:
+                continue  # not passed to the step (no Python form): left as it is
+            values = [doc.metadata.get(name) for doc in documents]
+            if values != before:
+                batch = self._set(batch, name, values, batch.schema.field(name).type)
+        for name, alias in self.params.metadata.items():
+            values = [doc.metadata.get(name) for doc in documents]
+            batch = self._set(batch, name, values, arrow_type(alias, name))
+        undeclared = sorted(written - set(batch.column_names) - {"filter_reason"})
+        if undeclared and self.params.undeclared_metadata == "error":
+            kinds = ", ".join(f"{k}: {_alias(documents, k)}" for k in undeclared)
+            raise ConfigError(
+                f"datatrove step {self.params.step}: wrote metadata {', '.join(undeclared)} "
+                f"that the stage does not declare; declare it to get it as columns "
+                f"(metadata: {{{kinds}}}) or set undeclared_metadata: drop"
+            )
+        for name in undeclared:
+            self.stats.count(f"metadata_left_out:{name}")
+        return batch
+
+    def _set(self, batch: pa.Table, name: str, values: list[Any], kind: pa.DataType) -> pa.Table:
+        try:
+            array = pa.array(values, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+            raise ConfigError(
+                f"datatrove step {self.params.step}: metadata {name!r} does not fit {kind} "
+                f"({error})"
+            ) from None
+        if name in batch.column_names:
+            return batch.set_column(batch.column_names.index(name), name, array)
+        return batch.append_column(name, array)
 
     def _is_filter(self) -> bool:
         from datatrove.pipeline.filters.base_filter import BaseFilter
@@ -121,30 +257,19 @@ class DatatroveStep(Filter):
             return self._run_mapper(batch)
         documents = self._documents(batch)
         verdict = self._judge_documents(documents)
-        # Some filters edit what they keep (C4's remove_lines): their text is the output.
-        texts = pa.array([doc.text for doc in documents], pa.string())
-        original = pc.fill_null(batch.column(columns.TEXT), "")
-        if not pc.all(pc.equal(texts, original)).as_py():
-            position = batch.column_names.index(columns.TEXT)
-            batch = batch.set_column(position, columns.TEXT, texts)
+        # Some filters edit what they keep (C4's remove_lines) or write metadata (a language
+        # label): the documents as the step left them are the output (annotate mode adds the
+        # declared metadata and edits nothing).
+        verdict.edited = self._write_back(batch, documents)
         return self.apply_verdict(batch, verdict)
 
     def _run_mapper(self, batch: pa.Table) -> StageResult:
-        """A non-filter step: keep the rows it yields, with the text it gives them."""
+        """A non-filter step: keep the rows it yields, with the text and metadata it gives
+        them; in annotate mode every row stays, as it came, with ``keep_datatrove``."""
         documents = self._documents(batch)
         position = {id(doc): i for i, doc in enumerate(documents)}
-        kept: dict[int, str] = {}
-        for doc in self._step.run(iter(documents), rank=0, world_size=1):
-            kept[position[id(doc)]] = doc.text
-        rows = sorted(kept)
-        mask = pa.array([i in kept for i in range(batch.num_rows)], pa.bool_())
-        table = batch.filter(mask)
-        text_index = table.column_names.index(columns.TEXT)
-        table = table.set_column(
-            text_index, columns.TEXT, pa.array([kept[i] for i in rows], pa.string())
-        )
-        rejected = batch.filter(pa.array([i not in kept for i in range(batch.num_rows)]))
-        if rejected.num_rows:
-            self.stats.dropped[self.drop_reason] += rejected.num_rows
-        reasons = pa.repeat(pa.scalar(self.drop_reason), rejected.num_rows)
-        return StageResult(table, rejected, reasons)
+        kept = {position[id(doc)] for doc in self._step.run(iter(documents), rank=0, world_size=1)}
+        keep = pa.array([i in kept for i in range(batch.num_rows)], pa.bool_())
+        verdict = Verdict(keep, pa.repeat(pa.scalar(self.drop_reason), batch.num_rows))
+        verdict.edited = self._write_back(batch, documents)
+        return self.apply_verdict(batch, verdict)

@@ -1,7 +1,14 @@
 """A gristmill pipeline's stages as one datatrove step, for users who keep datatrove's executors.
 
-Documents are gathered into Arrow batches, run through the stages, and yielded back with the
-columns the stages added stored in ``metadata``; dropped documents are not yielded.
+Documents are gathered into Arrow batches (``id``, ``text`` and one column per metadata key),
+run through the stages, and yielded back with the columns the stages added or changed stored
+in ``metadata``; dropped documents are not yielded.
+
+A stage that needs the whole run before it decides (``corpus_phase()``: a percentile cut,
+MeCo's exact cooldown share) is refused when the step is built: datatrove streams each task's
+documents through its steps, with nothing that runs a phase over every task first, so such a
+stage could only decide from one batch, which is not what it promises. Run it in a gristmill
+pipeline, or give it its decision up front (a threshold, ``quantiles_from``, a MeCo plan).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from datatrove.pipeline.base import PipelineStep
 from gristmill.core import columns
 from gristmill.core.chain import StageChain
 from gristmill.core.stage import Stage
+from gristmill.errors import ConfigError
 
 ROW = "_gristmill_row"
 
@@ -30,6 +38,15 @@ class GristmillStep(PipelineStep):  # type: ignore[misc]
         super().__init__()
         self.pipeline = stages if isinstance(stages, StageChain) else StageChain(list(stages))
         self.batch_size = batch_size
+        whole_run = [stage.name for stage in self.pipeline.stages if stage.corpus_phase()]
+        if whole_run:
+            raise ConfigError(
+                f"GristmillStep: stage(s) {', '.join(map(repr, whole_run))} decide from the "
+                "whole run (a corpus-wide phase over every task), which a datatrove step cannot "
+                "run: it sees one task's documents as they stream. Run them in a gristmill "
+                "pipeline, or give them their decision up front (score_filter: a threshold or "
+                "quantiles_from; meco: a plan from `gristmill meco plan`)"
+            )
 
     def _table(self, documents: list[Document]) -> pa.Table:
         rows = [

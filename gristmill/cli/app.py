@@ -43,8 +43,14 @@ def run(
     ] = None,
     overwrite: options.Overwrite = False,
     quiet: options.Quiet = False,
+    write_report: Annotated[
+        bool,
+        typer.Option("--report", help="write the HTML report (OUTPUT/_run/report.html) at the end"),
+    ] = False,
 ) -> None:
     """Run a pipeline; a rerun resumes, skipping the tasks that completed."""
+    if quiet:
+        options.silence_third_party()  # before any worker starts or model library loads
     from gristmill.runs.config import load_pipeline
 
     with reported():
@@ -60,6 +66,10 @@ def run(
         report = built.run(
             executor=executor, limit=limit, overwrite=overwrite, progress=not quiet, console=console
         )
+        if write_report:
+            from gristmill.report import write_report as write_page
+
+            typer.echo(write_page(report.output))  # the page's path, on stdout
     if not report.ok:
         if not quiet:
             console.print(
@@ -137,6 +147,7 @@ def _mount_subcommands() -> None:
 COMMAND_MODULES: tuple[str, ...] = (
     "gristmill.cli.export",
     "gristmill.cli.meco",
+    "gristmill.cli.report",
     "gristmill.cli.train_classifier",
 )
 

@@ -24,10 +24,21 @@ def export(
     inputs: Annotated[list[str], typer.Argument(help="curated output directories or files")],
     output: Annotated[str, typer.Option("--output", "-o", help="export directory (or URL)")],
     tokenizer: Annotated[
-        Optional[str], typer.Option(help="tokenizer.json of the model to train")
+        Optional[str],
+        typer.Option(
+            help="tokenizer.json (or its folder) of the model to train; default: gristmill's "
+            "byte-level BPE (8,192 tokens, trained on data_samples/), for models trained "
+            "from scratch"
+        ),
     ] = None,
-    bos_token: Annotated[Optional[str], typer.Option(help="BOS token (default: detected)")] = None,
-    eos_token: Annotated[Optional[str], typer.Option(help="EOS token (default: detected)")] = None,
+    bos_token: Annotated[
+        Optional[str],
+        typer.Option(help="BOS token (default: tokenizer_config.json's, or a usual name)"),
+    ] = None,
+    eos_token: Annotated[
+        Optional[str],
+        typer.Option(help="EOS token (default: tokenizer_config.json's, or a usual name)"),
+    ] = None,
     seq_len: Annotated[
         Optional[int], typer.Option(min=2, help="pack to this length (default: no packing)")
     ] = None,
@@ -49,7 +60,8 @@ def export(
     quiet: options.Quiet = False,
 ) -> None:
     """Tokenise [BOS] + meco_prefix + text + [EOS], mask BOS and prefix out of the loss."""
-
+    if quiet:
+        options.silence_third_party()  # before any worker starts
     if phase not in PHASES:
         raise fail(f"--phase must be all, conditioning or cooldown, not {phase!r}")
     if pack_mode not in PACK_MODES:

@@ -78,6 +78,8 @@ def sample(
     A round interrupted part-way resumes when the same command runs again: only the parts
     that are missing are written.
     """
+    if quiet:
+        options.silence_third_party()  # before any worker starts
     with reported():
         settings = load_config(config)
         executor = options.chosen_executor(

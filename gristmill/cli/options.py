@@ -25,6 +25,30 @@ Overwrite = Annotated[
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress or summary")]
 
+#: What silences the progress bars and chatter of the libraries stages use (transformers'
+#: "Loading weights", tqdm, huggingface_hub downloads), in this process and in every worker
+#: it starts (they inherit the environment).
+QUIET_ENVIRONMENT = {
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "PYTHONWARNINGS": "ignore",
+}
+
+
+def silence_third_party() -> None:
+    """Under ``--quiet``: only errors reach stderr, from this process and its workers.
+
+    Call it before any worker starts and before any model library is imported.
+    """
+    import os
+    import warnings
+
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    warnings.simplefilter("ignore")
+
 
 def chosen_executor(
     config: ExecutorConfig | None,

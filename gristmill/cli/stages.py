@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from pydantic.fields import FieldInfo
@@ -13,6 +14,22 @@ from rich.table import Table
 
 from gristmill.core.registry import available_stages, get_stage_class
 from gristmill.core.stage import Stage
+
+#: reST inline code (``x``), a role (:class:`x`), a literal-block marker at a line's end (::).
+_CODE = re.compile(r"(?::[a-z]+:)?``?([^`]+)``?")
+
+
+def render_doc(text: str) -> str:
+    """A docstring (reST) as terminal text: inline code in colour without its backquotes,
+    roles reduced to their text, ``::`` to ``:``; everything else escaped for rich."""
+    text = re.sub(r"::$", ":", text, flags=re.M)
+    parts, last = [], 0
+    for match in _CODE.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        parts.append(f"[cyan]{escape(match.group(1))}[/cyan]")
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
 
 
 def _type_name(annotation: Any) -> str:
@@ -33,7 +50,7 @@ def stage_table(cls: type[Stage]) -> Table:
             name,
             escape(_type_name(field.annotation)),
             escape(_default(field)),
-            escape(field.description or ""),
+            render_doc(field.description or ""),
         )
     return table
 
@@ -47,10 +64,10 @@ def print_stages(name: str | None, console: Console) -> None:
         overview = Table("stage", "what it does", "reads", title="gristmill stages")
         for stage_name, cls in available_stages().items():
             requires = cls.requires if isinstance(cls.requires, tuple) else ("(depends on params)",)
-            overview.add_row(stage_name, escape(first_paragraph(cls)), ", ".join(requires))
+            overview.add_row(stage_name, render_doc(first_paragraph(cls)), ", ".join(requires))
         console.print(overview)
-        console.print("`gristmill stages NAME` shows a stage's parameters.")
+        console.print("[cyan]gristmill stages NAME[/cyan] shows a stage's parameters.")
         return
     cls = get_stage_class(name)
-    console.print(escape(inspect.getdoc(cls) or ""))
+    console.print(render_doc(inspect.getdoc(cls) or ""))
     console.print(stage_table(cls))

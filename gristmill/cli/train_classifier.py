@@ -2,30 +2,70 @@
 
 It prints precision, recall and ROC AUC on a seeded held-out split, and can write them as
 JSON beside the model, so a committed model always comes with the numbers that judged it.
+
+``--positive`` and ``--negative`` take one or more paths each, after one flag
+(``--positive a.parquet b.parquet``, what a shell glob gives) or repeated.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from gristmill.classifiers.train import ClassifierConfig, TrainingResult, train_classifier
 from gristmill.cli.errors import reported
 from gristmill.models.fasttext_model import TrainingOptions
 
+#: Options that take several values after one flag.
+LIST_OPTIONS = ("--positive", "-p", "--negative", "-n")
+
+
+def spread_list_options(args: list[str]) -> list[str]:
+    """``--positive a b`` as ``--positive a --positive b`` (click gives an option one value per
+    flag); every other argument stays where it is."""
+    out: list[str] = []
+    current: str | None = None
+    expecting = False
+    for arg in args:
+        flag = next(
+            (f for f in LIST_OPTIONS if f.startswith("--") and arg.startswith(f + "=")), None
+        )
+        if arg in LIST_OPTIONS or flag:
+            current, expecting = flag or arg, flag is None
+        elif arg.startswith("-") and len(arg) > 1:
+            current = None
+        elif current is not None:
+            if not expecting:
+                out.append(current)
+            expecting = False
+        out.append(arg)
+    return out
+
+
+class ListOptionsCommand(TyperCommand):
+    """A command whose list options take several values after one flag."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: click's Context
+        return super().parse_args(ctx, spread_list_options(list(args)))
+
 
 def train_classifier_command(
     positive: Annotated[
         list[str],
-        typer.Option("--positive", "-p", help="Parquet/JSONL files, dirs or globs of good docs"),
+        typer.Option(
+            "--positive", "-p", help="Parquet/JSONL files, dirs or globs of good docs (one or more)"
+        ),
     ],
     negative: Annotated[
         list[str],
-        typer.Option("--negative", "-n", help="Parquet/JSONL files, dirs or globs of bad docs"),
+        typer.Option(
+            "--negative", "-n", help="Parquet/JSONL files, dirs or globs of bad docs (one or more)"
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="model file; .ftz is saved quantized")
@@ -117,4 +157,4 @@ def report(result: TrainingResult, console: Console) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``train-classifier`` to a Typer app (the main app, or a test's)."""
-    app.command("train-classifier")(train_classifier_command)
+    app.command("train-classifier", cls=ListOptionsCommand)(train_classifier_command)

@@ -57,10 +57,11 @@ from gristmill.export.writer import (
 from gristmill.io.base import ShardTask
 from gristmill.io.filesystem import exists, filesystem, join, remove
 from gristmill.io.formats import open_reader
+from gristmill.models import EXPORT_TOKENIZER
 from gristmill.runs.driver import RunDriver
 from gristmill.runs.phases import digest
 from gristmill.runs.steps import Step, Unit, UnitResult
-from gristmill.stages.taggers.tokens import default_tokenizer_path, load_tokenizer
+from gristmill.stages.taggers.tokens import load_tokenizer
 
 __all__ = [
     "DOCUMENT_SCHEMA",
@@ -116,7 +117,8 @@ class ExportIncompleteError(GristmillError):
 
 
 def _tokenizer_file(options: ExportOptions) -> Path:
-    found = Path(options.tokenizer) if options.tokenizer else default_tokenizer_path()
+    """The tokenizer given, or the bundled byte-level BPE (``gristmill/models/bpe_8k``)."""
+    found = Path(options.tokenizer) if options.tokenizer else EXPORT_TOKENIZER
     return found / "tokenizer.json" if found.is_dir() else found
 
 

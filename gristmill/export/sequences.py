@@ -18,8 +18,11 @@ from tokenizers import Tokenizer
 from gristmill.errors import ConfigError
 from gristmill.stages.taggers.tokens import encode_texts
 
-BOS_CANDIDATES = ("<|begin_of_text|>", "<s>", "<bos>", "<|endoftext|>", "[CLS]")
-EOS_CANDIDATES = ("<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>", "[SEP]")
+#: Usual names of a language model's BOS and EOS. BERT's ``[CLS]`` and ``[SEP]`` are not
+#: among them: a tokenizer that has only those was not made for a language model, and an
+#: export with it needs ``--bos-token``/``--eos-token`` said out loud.
+BOS_CANDIDATES = ("<|begin_of_text|>", "<s>", "<bos>", "<|endoftext|>")
+EOS_CANDIDATES = ("<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>")
 
 
 @dataclass

@@ -227,8 +227,9 @@ class PipelineRun:
             writer = ParquetWriter(layout.pass_dir(part.number))
             rejects = layout.pass_rejects(part.number)
         chain = self.chains[part.number]
+        rest = self.chain.part(part.start, len(self.chain.stages))  # one rejects schema per run
         shared = ShardPass(
-            chain, source.reader, writer, rejects if self.rejects else None, source.limit
+            chain, source.reader, writer, rejects if self.rejects else None, source.limit, rest
         )
 
         def kept(unit: Unit) -> bool:
@@ -350,6 +351,8 @@ class PipelineRun:
             docs_read=sum(int(r.value.get("docs_read", 0)) for r in first.ran if r.ok)
             if first
             else 0,
+            # This run's reads and those of earlier runs (every completed pass-1 unit's marker).
+            docs_read_total=sum(int(r.value.get("docs_read", 0)) for r in first.ok) if first else 0,
             seconds=self.driver.seconds,
             phases=phases,
             not_run=not_run,

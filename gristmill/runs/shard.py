@@ -42,6 +42,9 @@ class ShardPass:
     #: Where the pass's rejects go; None keeps no rejects.
     rejects: str | None
     limit: int | None
+    #: The stages from this pass's first to the pipeline's last, so that every reject file of
+    #: a run has the columns of the whole pipeline's output (None: this pass's output columns).
+    rest: StageChain | None = None
 
     def teardown(self) -> None:
         self.chain.teardown()
@@ -52,7 +55,8 @@ class _Rejects:
 
     def __init__(self, stack: ExitStack, shard: ShardPass, task: ShardTask, schema: pa.Schema):
         self._stack, self._shard, self._task = stack, shard, task
-        self._schema = rejects_schema(schema)
+        whole = shard.rest if shard.rest is not None else shard.chain
+        self._schema = rejects_schema(whole.validate(schema, source=task.url))
         self._output: TaskOutput | None = None
 
     @property
@@ -89,14 +93,15 @@ class _Rejects:
 def run_shard(shard: ShardPass, task: ShardTask) -> dict[str, Any]:
     """Read, transform and write one task; raise on any problem, leaving no file behind."""
     chain = shard.chain
-    output_schema = chain.validate(shard.reader.schema(task), source=task.url)
+    input_schema = shard.reader.schema(task)
+    output_schema = chain.validate(input_schema, source=task.url)
     chain.setup()
     chain.start_task(TaskInfo(task.task_id))
     docs_read = unreadable = 0
     try:
         with ExitStack() as stack:
             output = stack.enter_context(shard.writer.open(task, output_schema))
-            rejects = _Rejects(stack, shard, task, output_schema)
+            rejects = _Rejects(stack, shard, task, input_schema)
 
             def set_aside(rows: pa.Table, reasons: list[str]) -> None:
                 nonlocal unreadable

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from datatrove.data import Document
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.filters import GopherQualityFilter
@@ -16,6 +18,7 @@ from support.stages import MinLength, TextLength
 from gristmill import Pipeline
 from gristmill.adapters.datatrove_in_gristmill import DatatroveStep
 from gristmill.adapters.gristmill_in_datatrove import GristmillStep
+from gristmill.errors import ConfigError
 from gristmill.io import ParquetReader, ParquetWriter
 
 SHARD = "web-c4-0000.parquet"
@@ -101,3 +104,149 @@ def test_a_datatrove_filter_that_edits_what_it_keeps_hands_on_the_edited_text(sa
     assert edited, "C4 removes lines from some of these pages: the test would prove nothing"
     assert wrapped.column("id").to_pylist() == ours.column("id").to_pylist()
     assert wrapped.column("text").to_pylist() == ours.column("text").to_pylist()
+
+
+# -- metadata, both ways ------------------------------------------------------------------
+
+
+def _datatrove_run(samples_dir: Path, work: Path, steps: list[object]) -> list[dict]:
+    """datatrove's own run over the c4 shard: its reader, the steps, its JSONL writer."""
+    import json
+
+    output = work / "datatrove_out"
+    LocalPipelineExecutor(
+        pipeline=[
+            DatatroveParquetReader(str(samples_dir), glob_pattern=SHARD, id_key="id"),
+            *steps,
+            JsonlWriter(str(output), compression=None),
+        ],
+        tasks=1,
+        workers=1,
+        logging_dir=str(work / "datatrove_logs"),
+    ).run()
+    return [json.loads(line) for p in sorted(output.glob("*.jsonl")) for line in p.open()]
+
+
+def test_url_filter_reads_the_url_column_and_decides_as_in_datatrove(
+    samples_dir: Path, tmp_path: Path
+):
+    """URLFilter needs ``metadata["url"]``: the columns are the documents' metadata."""
+    from datatrove.pipeline.filters import URLFilter
+
+    blocked = ["bbc.co.uk", "wikipedia.org", "nytimes.com"]
+    expected = {
+        row["id"]
+        for row in _datatrove_run(samples_dir, tmp_path, [URLFilter(extra_domains=blocked)])
+    }
+    table = pq.read_table(samples_dir / SHARD)
+    result = DatatroveStep(URLFilter(extra_domains=blocked)).run_batch(table)
+    assert set(result.table.column("id").to_pylist()) == expected
+    assert 0 < result.rejected.num_rows < table.num_rows
+    assert "URLFilter:domain" in result.reasons.to_pylist()
+    assert result.table.schema == table.schema  # nothing added, nothing retyped
+
+
+def test_metadata_a_step_writes_comes_back_as_declared_columns(samples_dir: Path):
+    from datatrove.pipeline.tokens.counter import TokensCounter
+    from tokenizers import Tokenizer
+
+    from gristmill.core.chain import StageChain
+    from gristmill.core.config import StageEntry, build_stage
+    from gristmill.models import EXPORT_TOKENIZER
+
+    table = pq.read_table(samples_dir / SHARD).slice(0, 200)
+    counter = DatatroveStep(
+        step="datatrove.pipeline.tokens.counter.TokensCounter",
+        args={"tokenizer_name_or_path": str(EXPORT_TOKENIZER)},
+        metadata={"token_count": "int64"},
+    )
+    need = build_stage(
+        StageEntry("score_filter", {"column": "token_count", "method": "threshold", "threshold": 9})
+    )
+    schema = StageChain([counter, need]).validate(table.schema)  # declared: validated up front
+    assert schema.field("token_count").type == pa.int64()
+    out = counter.process(table)
+    tokenizer = Tokenizer.from_file(str(EXPORT_TOKENIZER))
+    expected = [len(e.ids) for e in tokenizer.encode_batch(table.column("text").to_pylist())]
+    assert out.column("token_count").to_pylist() == expected
+    assert out.column_names == [*table.column_names, "token_count"]
+
+    undeclared = DatatroveStep(TokensCounter(str(EXPORT_TOKENIZER)))
+    with pytest.raises(ConfigError, match=r"token_count.*metadata: \{token_count: int64\}"):
+        undeclared.process(table)
+    left_out = DatatroveStep(TokensCounter(str(EXPORT_TOKENIZER)), undeclared_metadata="drop")
+    assert left_out.process(table).column_names == table.column_names
+    assert left_out.stats.counters["metadata_left_out:token_count"] == 1
+
+
+def test_a_step_that_changes_a_column_s_metadata_changes_the_column(samples_dir: Path):
+    from datatrove.pipeline.filters import LambdaFilter
+
+    def strip_query(doc) -> bool:
+        doc.metadata["url"] = doc.metadata["url"].split("?")[0].upper()
+        return True
+
+    table = pq.read_table(samples_dir / SHARD).slice(0, 50)
+    for mode, changed in (("drop", True), ("annotate", False)):
+        out = DatatroveStep(LambdaFilter(strip_query), mode=mode).process(table)
+        urls = [u.split("?")[0].upper() for u in table.column("url").to_pylist()]
+        assert (out.column("url").to_pylist() == urls) is changed
+        assert out.schema.field("url").type == table.schema.field("url").type
+
+
+def test_gristmill_taggers_in_a_datatrove_executor_return_their_columns_as_metadata(
+    samples_dir: Path, tmp_path: Path
+):
+    from gristmill.stages.taggers.domain import DomainTagger
+    from gristmill.stages.taggers.language import LanguageTagger
+
+    rows = _datatrove_run(
+        samples_dir, tmp_path, [GristmillStep([DomainTagger(), LanguageTagger()], batch_size=300)]
+    )
+    table = pq.read_table(samples_dir / SHARD)
+    expected = LanguageTagger()
+    expected.setup()
+    tagged = expected.process(DomainTagger().process(table))
+    assert [r["id"] for r in rows] == table.column("id").to_pylist()
+    for name in ("url_host", "url_registered_domain", "language"):
+        assert [r["metadata"][name] for r in rows] == tagged.column(name).to_pylist()
+    scores = [r["metadata"]["language_score"] for r in rows]
+    assert scores == pytest.approx(tagged.column("language_score").to_pylist(), abs=1e-6)
+    assert all(r["metadata"]["url"] for r in rows)  # the reader's metadata is kept
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "score_filter:percentile",
+        "meco:exact",
+    ],
+)
+def test_a_whole_run_stage_is_refused_when_the_step_is_built(stage: str):
+    from gristmill.core.config import StageEntry, build_stage
+
+    entries = {
+        "score_filter:percentile": StageEntry(
+            "score_filter", {"column": "text_length", "method": "percentile", "keep_fraction": 0.5}
+        ),
+        "meco:exact": StageEntry("meco", {"token_column": "token_count"}),
+    }
+    built = build_stage(entries[stage])
+    assert built.corpus_phase() is not None
+    with pytest.raises(ConfigError, match=f"'{built.name}'.*whole run"):
+        GristmillStep([TextLength(), built])
+    GristmillStep([TextLength()])  # a stage without a phase is fine
+
+
+def test_a_mapper_annotates_and_takes_an_empty_batch(samples_dir: Path):
+    from datatrove.pipeline.formatters import SymbolLinesFormatter
+
+    table = pq.read_table(samples_dir / "web-ccnet-0000.parquet")
+    annotated = DatatroveStep(SymbolLinesFormatter(), mode="annotate").process(table)
+    assert annotated.num_rows == table.num_rows
+    assert annotated.column("text").equals(table.column("text"))  # annotate never edits
+    assert annotated.column("keep_datatrove").null_count == 0
+    edited = DatatroveStep(SymbolLinesFormatter()).process(table)
+    assert edited.column("id").equals(table.column("id"))
+    assert edited.column("text") != table.column("text")
+    assert DatatroveStep(SymbolLinesFormatter()).process(table.slice(0, 0)).num_rows == 0

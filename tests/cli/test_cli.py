@@ -113,6 +113,26 @@ def test_stages_lists_stages_and_shows_parameters():
     assert unknown.returncode == 2 and "unknown stage" in unknown.stderr
 
 
+def test_stages_shows_docs_as_text_not_restructuredtext():
+    """Docstrings are reST (``age_date``): the terminal gets the words, not the markup."""
+    import io
+
+    from rich.console import Console
+
+    from gristmill.cli.stages import print_stages, render_doc
+    from gristmill.core.registry import available_stages
+
+    assert render_doc("Adds ``age_date`` (see :class:`Age`) [x]::") == (
+        "Adds [cyan]age_date[/cyan] (see [cyan]Age[/cyan]) \\[x]:"
+    )
+    listing = gristmill("stages")
+    assert "age_date" in listing.stdout and "`" not in listing.stdout
+    for name in available_stages():
+        out = io.StringIO()
+        print_stages(name, Console(file=out, width=200))
+        assert "``" not in out.getvalue(), name
+
+
 def test_inspect_shows_schema_counts_and_documents(samples_dir: Path):
     result = gristmill("inspect", str(samples_dir / "web-c4-0000.parquet"), "--show", "2")
     assert result.returncode == 0, result.stderr

@@ -108,3 +108,25 @@ def test_bad_input_is_a_clear_error(sets: tuple[Path, Path], tmp_path: Path) -> 
     )
     assert result.exit_code == 2
     assert "none.parquet" in result.output
+
+
+def test_several_paths_after_one_flag_as_the_readme_shows(
+    sets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``--positive a b --negative c d``: each flag takes the paths that follow it."""
+    good, bad = sets
+    table = pq.read_table(good)
+    halves = [tmp_path / "good-1.parquet", tmp_path / "good-2.parquet"]
+    pq.write_table(table.slice(0, table.num_rows // 2), halves[0])
+    pq.write_table(table.slice(table.num_rows // 2), halves[1])
+    rows = [json.loads(line) for line in bad.read_text().splitlines()]
+    bad_parquet = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"text": [r["body"] for r in rows]}), bad_parquet)
+    model = tmp_path / "model.ftz"
+    args = ["train-classifier", "--positive", *map(str, halves), "--negative", str(bad_parquet),
+            str(bad_parquet), "-o", str(model), "--epochs", "2", "--dim", "8", "--bucket",
+            "20000", "--cutoff", "2000"]  # fmt: skip
+    result = CliRunner().invoke(app(), args)
+    assert result.exit_code == 0, result.output
+    assert f"read {table.num_rows} positive and {2 * len(rows)} negative" in result.output
+    assert model.is_file()

@@ -56,7 +56,8 @@ def test_the_shared_object_is_unpickled_once_per_worker_process():
         second = executor.map(where, list(range(12)), shared=Shared())
     for outcomes in (first, second):
         assert all(loads == 1 for _pid, loads in outcomes)  # never once per item
-    assert {pid for pid, _ in first} == {pid for pid, _ in second}  # one pool for the session
+    # One pool for the whole session: never more than its two worker processes.
+    assert len({pid for pid, _ in first} | {pid for pid, _ in second}) <= 2
     assert all(pid != os.getpid() for pid, _ in first)
 
 

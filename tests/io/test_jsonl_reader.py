@@ -15,18 +15,18 @@ from gristmill.errors import InputError
 from gristmill.io import JsonlReader, ParquetWriter
 
 
-def _ccnet_rows(shared_data: Path) -> list[dict]:
-    path = shared_data / "web" / "dolma_ccnet_cc_en_head-0091.jsonl"
+def _ccnet_rows(data_dir: Path) -> list[dict]:
+    path = data_dir / "web" / "dolma_ccnet_cc_en_head-0091.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_plain_gzip_and_zstd_files_read_the_same_documents(shared_data: Path, tmp_path: Path):
-    source = shared_data / "web" / "dolma_ccnet_cc_en_head-0091.jsonl"
+def test_plain_gzip_and_zstd_files_read_the_same_documents(data_dir: Path, tmp_path: Path):
+    source = data_dir / "web" / "dolma_ccnet_cc_en_head-0091.jsonl"
     raw = source.read_bytes()
     (tmp_path / "a.jsonl").write_bytes(raw)
     (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(raw))
     (tmp_path / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
-    rows = _ccnet_rows(shared_data)
+    rows = _ccnet_rows(data_dir)
 
     for name in ("a.jsonl", "b.jsonl.gz", "c.jsonl.zst"):
         reader = JsonlReader(str(tmp_path / name), batch_size=3)
@@ -40,8 +40,8 @@ def test_plain_gzip_and_zstd_files_read_the_same_documents(shared_data: Path, tm
         assert "metadata" in tables[0].column_names
 
 
-def test_dolma_documents_run_through_a_pipeline(shared_data: Path, tmp_path: Path):
-    path = shared_data / "web" / "dolma_provided_documents_000.json.gz"
+def test_dolma_documents_run_through_a_pipeline(data_dir: Path, tmp_path: Path):
+    path = data_dir / "web" / "dolma_provided_documents_000.json.gz"
     out = tmp_path / "out"
     report = Pipeline([], reader=JsonlReader(str(path)), writer=ParquetWriter(str(out))).run()
     assert report.ok

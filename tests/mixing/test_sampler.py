@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.data import TEST_DATA
 
 from gristmill.errors import ConfigError, InputError
 from gristmill.executors.local import LocalExecutor
@@ -36,7 +37,7 @@ from gristmill.mixing import (
     sample_round,
 )
 
-SOURCES = Path("/work/shared/data/sources")
+SOURCES = TEST_DATA / "sources"
 POOL_SIZES = {"a": 40, "b": 25, "c": 12}
 
 

@@ -3,7 +3,7 @@ against the polars code it replaces.
 
 ``polars_reference`` is ``GopherQuality._word_stats`` as it was before the kernel, verbatim:
 the kernel must give exactly its numbers on every document of the samples (and of the
-benchmark's documents when ``/tmp/bench_docs.parquet`` is there), on the cases where a
+benchmark's file, built here, in the slices it is read in), on the cases where a
 shortcut could go wrong (empty and null lists, words of symbols only, non-ASCII letters and
 symbols, words around the 8- and 12-byte boundaries, repeated and custom stop words, a 10 MB
 document), and on random words drawn from the characters the rules treat differently; the
@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from support.data import benchmark_documents
 
 from gristmill.native.words import word_stats
 from gristmill.stages.filters.heuristics import gopher_quality
@@ -37,7 +38,6 @@ from gristmill.stages.filters.heuristics.text import (
 )
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
-BENCH = Path("/tmp/bench_docs.parquet")
 
 
 def polars_reference(words: pl.Series, stop_words: Sequence[str]) -> dict[str, np.ndarray]:
@@ -98,9 +98,9 @@ def test_every_sample_document():
     _assert_matches(lists, ["The", "and", "of", "the", "und", "der", "и", "в", "de", "la"])
 
 
-@pytest.mark.skipif(not BENCH.exists(), reason="benchmark documents not built")
-def test_every_benchmark_document():
-    texts = _documents([BENCH])
+def test_every_benchmark_document(tmp_path: Path):
+    """The benchmark's file (the samples repeated), in the 4096-row slices it runs on."""
+    texts = _documents([benchmark_documents(tmp_path / "bench.parquet", 9000)])
     for start in range(0, len(texts), 4096):
         _assert_matches(words(texts.slice(start, 4096)))
 

@@ -3,7 +3,7 @@
 ``words()`` used to be three polars ``replace_all`` passes and an ``extract_all`` (Rust's
 regex crate); those regexes are kept here, unchanged, as the reference: the kernel must give
 exactly their words on every real document and line of the samples (and of the benchmark's
-documents when ``/tmp/bench_docs.parquet`` is there), on strings written for every
+file, built here), on strings written for every
 alternative of every rule, and on random strings drawn from the characters the rules treat
 specially. No difference is tolerated.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pytest
+from support.data import benchmark_documents
 
 from gristmill.native import words as kernel
 from gristmill.stages.filters.heuristics.text import WS, char_class, splitlines, words
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
-BENCH = Path("/tmp/bench_docs.parquet")
 
 # -- the reference: the regexes words() ran before the kernel, verbatim ----------------------
 
@@ -146,9 +146,9 @@ def test_every_sample_document_and_line():
     assert_same(_lines(documents))
 
 
-@pytest.mark.skipif(not BENCH.exists(), reason="benchmark documents not built")
-def test_every_benchmark_document_and_line():
-    documents = _documents([BENCH])
+def test_every_benchmark_document_and_line(tmp_path: Path):
+    """The benchmark's file (the samples repeated past two 4096-row batches)."""
+    documents = _documents([benchmark_documents(tmp_path / "bench.parquet", 9000)])
     assert_same(documents)
     assert_same(_lines(documents))
 

@@ -1,15 +1,20 @@
-"""Helpers that turn the real sample shards into the inputs a test needs."""
+"""Helpers that turn the real sample shards into the inputs a test needs, and where the real
+data the tests read lives (``tests/data``, built by ``scripts/build_test_data.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.io.filesystem import data_files
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+#: Slices of real files (toxicity and HPLT labels, books, web pages), as their origin lays
+#: them out; sources, licences and cuts in ``tests/data/SOURCES.md``.
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def sample_table() -> pa.Table:
@@ -40,3 +45,16 @@ def read_output(directory: Path) -> pa.Table:
     if len({t.schema for t in tables}) > 1:
         return pa.concat_tables(tables, promote_options="permissive").sort_by("id")
     return pa.concat_tables(tables).sort_by("id")
+
+
+def benchmark_documents(path: Path, docs: int) -> Path:
+    """The documents ``benchmarks/filters_vs_datatrove.py`` measures on, written to ``path``:
+    the samples repeated to ``docs`` rows (ids made unique), one Parquet file, row groups of
+    2048 (its ``build_data``, which the benchmark runs in a one-thread process)."""
+    base = sample_table().select(["id", "text"])
+    copies = []
+    for copy in range(-(-docs // base.num_rows)):
+        ids = pc.binary_join_element_wise(base.column("id"), pa.scalar(f"~{copy}"), "")
+        copies.append(base.set_column(0, "id", ids))
+    pq.write_table(pa.concat_tables(copies).slice(0, docs), path, row_group_size=2048)
+    return path

@@ -12,25 +12,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SOURCES = Path(__file__).resolve().parents[3] / "shared" / "data" / "sources"
+REPO = Path(__file__).resolve().parents[2]
+SOURCES = REPO / "tests" / "data" / "sources"
 TRAINING_FILES = (
     "dj_redpajama-cc-2023-06-refined.jsonl",
     "legal_us_constitution.txt",
     "books_gutenberg_11_alice_in_wonderland.txt",
-    "wiki_wikitext-2_test.txt",
 )
+#: WikiText articles come from the sample shards (the rows of source ``wikitext``).
+SAMPLES = REPO / "data_samples"
 SPECIAL = ("<unk>", "<s>", "</s>")  # ids 0, 1, 2 as in Llama
 VOCAB_SIZE = 1536
 MAX_LINES = 12_000
 
 
 def _training_text() -> list[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     lines: list[str] = []
     for name in TRAINING_FILES:
-        path = SOURCES / name
-        if not path.exists():
-            continue
-        raw = path.read_text(encoding="utf-8", errors="replace")
+        raw = (SOURCES / name).read_text(encoding="utf-8", errors="replace")
         if name.endswith(".jsonl"):
             for row in raw.splitlines():
                 try:
@@ -39,11 +41,14 @@ def _training_text() -> list[str]:
                     continue
         else:
             lines.extend(raw.split("\n"))
+    for shard in sorted(SAMPLES.glob("*.parquet")):
+        table = pq.read_table(shard, columns=["text", "source"])
+        wiki = table.filter(pc.equal(table.column("source"), "wikitext"))
+        for text in wiki.column("text").to_pylist():
+            lines.extend(text.split("\n"))
+    lines = lines[: MAX_LINES - 6]  # enough for a usable vocabulary, quick to train
     # ProX prompts are made of these; make sure they are in the vocabulary.
     lines.extend(["[INST] <<SYS>>", "<</SYS>>", "[/INST]", "[doc]", "[/doc]", "[000][001][042]"])
-    lines = lines[:MAX_LINES]  # enough for a usable vocabulary, quick to train
-    if len(lines) < 100:
-        raise FileNotFoundError(f"no training text under {SOURCES}")
     return lines
 
 

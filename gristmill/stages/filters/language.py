@@ -47,7 +47,8 @@ class LanguageFilter(Filter):
     requires = (LANGUAGE, LANGUAGE_SCORE)
 
     def judge(self, batch: pa.Table) -> Verdict:
-        language = batch.column(LANGUAGE)
+        # As strings: a column of type null (no language at all) cannot be matched otherwise.
+        language = batch.column(LANGUAGE).cast(pa.string())
         score = pc.fill_null(batch.column(LANGUAGE_SCORE).cast(pa.float64()), 0.0)
         missing = language.is_null()
         confident = pc.greater_equal(score, self.params.threshold)

@@ -10,6 +10,7 @@ and ``age_source`` (the column that gave the date).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Literal
 
@@ -33,26 +34,38 @@ MISSING = "missing"
 _DUMP_PATTERN = r"^CC-MAIN-(?P<year>\d{4})-(?P<week>\d{2})"
 
 
-def utc_dates(values: pa.ChunkedArray | pa.Array, name: str) -> pa.ChunkedArray:
+#: The days a date may be: years 1 to 9999. Anything else in a date column is bad data (a
+#: timestamp in the wrong unit, a sentinel), and Python's datetime cannot hold it, so every
+#: reader of the output that converts dates to Python would fail on it.
+FIRST_DAY = dt.date(1, 1, 1)
+LAST_DAY = dt.date(9999, 12, 31)
+
+
+def utc_dates(values: pa.ChunkedArray | pa.Array, name: str) -> pa.ChunkedArray | pa.Array:
     """Any timestamp, date or ISO date string column as date32; bad → null.
 
     Timestamps give their UTC day; strings give the day as written (``YYYY-MM-DD`` first).
+    A day outside years 1 to 9999 is bad.
     """
     kind = values.type
     if pa.types.is_timestamp(kind):
         # Drop the zone first: casting a zoned timestamp to a date uses local time, not UTC.
-        return pc.cast(values, pa.timestamp(kind.unit), safe=False).cast(pa.date32())
-    if pa.types.is_date(kind):
-        return pc.cast(values, pa.date32())
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        days = pc.cast(values, pa.timestamp(kind.unit), safe=False).cast(pa.date32())
+    elif pa.types.is_date(kind):
+        days = pc.cast(values, pa.date32())
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         day = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(values), 0, 10)
         parsed = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
         # strptime rolls impossible days over (Feb 30th → March 2nd): such a date is wrong.
         exact = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), day)
-        return pc.cast(pc.if_else(exact, parsed, None), pa.date32())
-    if pa.types.is_null(kind):
+        days = pc.cast(pc.if_else(exact, parsed, None), pa.date32())
+    elif pa.types.is_null(kind):
         return pa.chunked_array([pa.nulls(len(values), pa.date32())])
-    raise TypeError(f"column '{name}' is {kind}: expected a timestamp, a date or an ISO string")
+    else:
+        raise TypeError(f"column '{name}' is {kind}: expected a timestamp, a date or an ISO string")
+    first, last = pa.scalar(FIRST_DAY, pa.date32()), pa.scalar(LAST_DAY, pa.date32())
+    inside = pc.and_(pc.greater_equal(days, first), pc.less_equal(days, last))
+    return pc.if_else(inside, days, pa.scalar(None, pa.date32()))
 
 
 def _week_one_monday(year: np.ndarray) -> np.ndarray:

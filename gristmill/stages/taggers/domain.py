@@ -28,10 +28,13 @@ URL_SUFFIX = "url_suffix"
 
 # MeCo's short URL: drop the scheme, keep what precedes the first "/". We also end the host at
 # "?" or "#" (they cannot belong to an authority), drop user info (credentials must not end up
-# in a training prefix) and refuse whitespace, so junk gives null rather than a fake host.
+# in a training prefix) and the port (a server detail, not part of the site's name: MeCo's
+# prefixes are "URL: en.wikipedia.org"), and refuse whitespace, so junk gives null rather than
+# a fake host.
 _SCHEME = r"^\s*[A-Za-z][A-Za-z0-9+.\-]*://"
 _AUTHORITY = r"^([^/?#]*)"
 _USERINFO = r"^.*@"
+_PORT = r":[0-9]*$"
 _VALID_HOST = r"^[^\s/?#@:][^\s/?#@]*$"
 
 
@@ -42,13 +45,13 @@ def offline_extractor() -> tldextract.TLDExtract:
 
 
 def hosts_of(urls: pa.Array | pa.ChunkedArray, *, lowercase: bool = True) -> pa.Array:
-    """MeCo's host of every URL (``www.`` and any port kept); null where there is none.
+    """MeCo's host of every URL (``www.`` kept, the port dropped); null where there is none.
 
     Only URLs with a scheme count: a bare string has no reliable host boundary.
     """
     series = pl.Series("url", urls).cast(pl.String)
     authority = series.str.replace(_SCHEME, "").str.extract(_AUTHORITY, 1)
-    authority = authority.str.replace(_USERINFO, "")
+    authority = authority.str.replace(_USERINFO, "").str.replace(_PORT, "")
     if lowercase:
         authority = authority.str.to_lowercase()
     valid = authority.str.contains(_VALID_HOST) & series.str.contains("://")
@@ -104,7 +107,7 @@ class DomainParams(StageParams):
 
 @register_stage
 class DomainTagger(Stage):
-    """URL host (MeCo's, www. kept), registered domain and public suffix; offline tldextract.
+    """URL host (MeCo's: www. kept, port dropped), registered domain and public suffix.
 
     A missing or malformed URL gives nulls in all three columns, never a failed task.
     """

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from support.data import TEST_DATA
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from gristmill.refiners.prox import DocPromptBuilder, as_encoder, build_doc_prompts
@@ -20,7 +21,7 @@ from gristmill.refiners.prox.prompts import PREFIX_MARGIN_TOKENS, llama2_opening
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "data_samples"
-ALICE = REPO.parent / "shared/data/sources/books_gutenberg_11_alice_in_wonderland.txt"
+ALICE = TEST_DATA / "sources" / "books_gutenberg_11_alice_in_wonderland.txt"
 
 #: Text the cut must survive, placed where the prefix ends.
 BLOBS = {
@@ -38,8 +39,6 @@ BLOBS = {
 
 def _llama_like() -> Tokenizer:
     """Llama-2's tokenizer.json layout, trained on Alice: no pre-tokenizer, byte fallback."""
-    if not ALICE.exists():
-        pytest.skip(f"{ALICE} is not here")
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()  # for training only
     specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
+from support.data import TEST_DATA
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
 from gristmill.refiners.prox import (
@@ -29,7 +29,7 @@ from gristmill.refiners.prox import (
 )
 from gristmill.refiners.prox.tokens import token_counts
 
-DATA = Path("/work/shared/data")
+DATA = TEST_DATA
 ALICE = (DATA / "sources/books_gutenberg_11_alice_in_wonderland.txt").read_text(encoding="utf-8")
 HEAD = "<s>[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n"
 

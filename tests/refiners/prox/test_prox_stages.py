@@ -279,3 +279,47 @@ def test_prompt_slices_start_small_and_grow():
     assert [i for p in parts for i in p] == items
     assert list(_slices([])) == []
     assert [list(p) for p in _slices([1, 2])] == [[1, 2]]
+
+
+# ----------------------------------------------------------------------- both levels, any batch
+# Found by tests/stages/test_every_stage.py: ``prox`` in annotate mode wrote keep_prox_doc and
+# keep_prox_chunk but no keep_prox, and refined rows the doc level drops; a batch the doc
+# level kept nothing of (an empty batch, only blank texts) came out without the chunk columns.
+
+
+def test_prox_annotate_marks_every_row_as_drop_mode_decides(samples_dir: Path):
+    table = with_bad_rows(web_table(samples_dir, rows=12))
+    annotated = Prox(programmer="rule", mode="annotate").run_batch(table)
+    dropped = Prox(programmer="rule").run_batch(table)
+    out = annotated.table
+    assert annotated.rejected is None or annotated.rejected.num_rows == 0
+    assert out.column("id").to_pylist() == table.column("id").to_pylist()
+    keep = out.column("keep_prox")
+    assert keep.null_count == 0 and "keep_prox_doc" not in out.column_names
+    marked = [i for i, k in zip(out["id"].to_pylist(), keep.to_pylist(), strict=True) if k]
+    assert marked == dropped.table.column("id").to_pylist()
+    assert dropped.rejected is not None
+    assert dropped.table.num_rows + dropped.rejected.num_rows == table.num_rows
+    # Kept rows are refined alike in both modes; rows the doc level drops never see the
+    # chunk level.
+    by_id = {r["id"]: r for r in out.to_pylist()}
+    for row in dropped.table.to_pylist():
+        assert by_id[row["id"]]["text"] == row["text"]
+    for row in dropped.rejected.to_pylist():
+        if row["prox_status"] == "drop_empty":
+            assert by_id[row["id"]]["prox_chunk_program"] is None
+
+
+@pytest.mark.parametrize("texts", [[], [""], [None, "  \n"]], ids=["empty", "blank", "null"])
+@pytest.mark.parametrize("mode", ["drop", "annotate"])
+def test_prox_gives_every_column_when_the_doc_level_keeps_nothing(texts: list, mode: str):
+    table = pa.table(
+        {"id": [f"r{i}" for i in range(len(texts))], "text": pa.array(texts, pa.string())}
+    )
+    stage = Prox(programmer="rule", mode=mode)
+    result = stage.run_batch(table)
+    outputs = [result.table] + ([result.rejected] if result.rejected is not None else [])
+    for field in stage.produced_fields():
+        for out in outputs:
+            assert out.schema.field(field.name).type == field.type
+    assert sum(out.num_rows for out in outputs) == len(texts)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
+from support.data import TEST_DATA
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
 from gristmill.refiners.prox import (
@@ -19,7 +19,7 @@ from gristmill.refiners.prox import (
     parse_strict_line,
 )
 
-DATA = Path("/work/shared/data")
+DATA = TEST_DATA
 RAINBOW = (DATA / "sources/wiki_en_rainbow_pdf_extract.txt").read_text(encoding="utf-8")
 ALICE = (DATA / "sources/books_gutenberg_11_alice_in_wonderland.txt").read_text(encoding="utf-8")
 with gzip.open(DATA / "web/dolma_provided_documents_000.json.gz", "rt") as _f:

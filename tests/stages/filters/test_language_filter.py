@@ -76,3 +76,15 @@ def test_annotate_mode_marks_and_keeps_everything(tagged: pa.Table) -> None:
 def test_needs_the_tagger_first() -> None:
     with pytest.raises(PipelineValidationError, match="language"):
         Pipeline([LanguageFilter()]).validate(sample_table().schema)
+
+
+@pytest.mark.parametrize("languages", [[], ["en"]], ids=["any", "listed"])
+def test_a_language_column_of_type_null_is_no_language(languages: list[str]) -> None:
+    # Found by tests/stages/test_every_stage.py: a column of type null (a Parquet file with no
+    # language at all) made pc.is_in fail ("null vs string") when languages were listed.
+    batch = pa.table(
+        {"id": ["a", "b"], "text": ["x", "y"], LANGUAGE: pa.nulls(2), LANGUAGE_SCORE: pa.nulls(2)}
+    )
+    verdict = LanguageFilter(languages=languages).judge(batch)
+    assert verdict.keep.to_pylist() == [False, False]
+    assert verdict.reasons is not None and verdict.reasons.to_pylist() == [NO_LANGUAGE] * 2

@@ -267,3 +267,19 @@ def test_a_percentile_cut_outside_a_run_is_a_clear_error(scored: pa.Table):
     assert stage.corpus_phase() is not None
     with pytest.raises(ConfigError, match="percentile cut was never computed"):
         stage.run_batch(scored)
+
+
+@pytest.mark.parametrize("on_missing", ["keep", "drop"])
+def test_a_score_column_of_type_null_is_missing_everywhere(on_missing: str):
+    # Found by tests/stages/test_every_stage.py: a column of type null (no score at all, as a
+    # Parquet file may store it) was refused as "not a number", failing its task.
+    table = pa.table({"id": ["a", "b", "c"], "text": ["x", "y", "z"], SCORE: pa.nulls(3)})
+    threshold = ScoreFilter(column=SCORE, threshold=0.5, on_missing=on_missing)
+    cut = ScoreFilter(column=SCORE, method="percentile", keep_fraction=0.5, on_missing=on_missing)
+    cut.use_phase_result(run_in_memory(cut.corpus_phase(), [table]))
+    for stage in (threshold, cut):
+        result = stage.run_batch(table)
+        assert result.table.num_rows == (3 if on_missing == "keep" else 0)
+        if on_missing == "drop":
+            assert result.reasons is not None
+            assert set(result.reasons.to_pylist()) == {f"score_filter:{SCORE}:missing"}

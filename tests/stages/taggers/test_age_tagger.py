@@ -94,3 +94,26 @@ def test_a_created_column_of_the_wrong_type_is_a_clear_error(samples: pa.Table):
         AgeTagger().process(table)
     with pytest.raises(ConfigError, match="each source may appear once"):
         AgeTagger(priority=["dump", "dump"])
+
+
+def test_a_day_outside_years_1_to_9999_is_bad_and_the_next_source_decides():
+    # Found by tests/stages/test_every_stage.py: a timestamp in the wrong unit (2**62 µs) gave
+    # an age_date in the year 146138, a crawl_year wrapped round int16 (17036), and an
+    # age_date no reader could turn into a Python date.
+    micros = [2**62, -(2**62), 1_000_000_000_000_000, None]
+    table = pa.table(
+        {
+            "id": ["far", "before", "2001", "none"],
+            "crawl_date": pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "dump": ["CC-MAIN-2019-35", None, None, None],
+        }
+    )
+    out = AgeTagger().process(table)
+    assert out.column("age_date").to_pylist() == [
+        dt.date.fromisocalendar(2019, 35, 1),
+        None,
+        dt.date(2001, 9, 9),
+        None,
+    ]
+    assert out.column("crawl_year").to_pylist() == [2019, None, 2001, None]
+    assert out.column("age_source").to_pylist() == ["dump", None, "crawl_date", None]

@@ -37,17 +37,19 @@ def test_golden_hosts() -> None:
             "https://en.wikipedia.org/wiki/Bill_Gates",
             "http://www.theguardian.com",
             "https://user:secret@News.BBC.co.uk:8080/a?b#c",
-            "http://192.168.0.1/admin",
-            "https://example.com?q=1",
+            "http://192.168.0.1:80/admin",
+            "https://example.com:?q=1",
+            "http://[2001:db8::1]:8443/x",
         ]
     )
     got = tag_domains(urls).to_pylist()
     assert [r["url_host"] for r in got] == [
         "en.wikipedia.org",
         "www.theguardian.com",
-        "news.bbc.co.uk:8080",
+        "news.bbc.co.uk",  # the port is a server detail, not the site's name
         "192.168.0.1",
         "example.com",
+        "[2001:db8::1]",
     ]
     assert [r["url_registered_domain"] for r in got] == [
         "wikipedia.org",
@@ -55,8 +57,9 @@ def test_golden_hosts() -> None:
         "bbc.co.uk",
         None,
         "example.com",
+        None,
     ]
-    assert [r["url_suffix"] for r in got] == ["org", "com", "co.uk", None, "com"]
+    assert [r["url_suffix"] for r in got] == ["org", "com", "co.uk", None, "com", None]
 
 
 def test_missing_and_malformed_urls_give_nulls() -> None:

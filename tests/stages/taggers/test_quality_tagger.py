@@ -17,8 +17,9 @@ from gristmill.errors import ConfigError
 from gristmill.stages.taggers.quality import QUALITY_SCORE, QualityScorer
 from gristmill.stages.taggers.scoring import BUNDLED_MODELS
 
-# Floors a little under what the bundled model measured (0.633 and 0.706), so a retrained
-# model that is clearly worse fails.
+# Floors a little under what the bundled model measures (HPLT 0.626 on the slice in tests/data,
+# 0.633 on every held-out labelled row; DCLM 0.706, the whole set), so a retrained model that
+# is clearly worse fails.
 HPLT_AUC_FLOOR = 0.60
 DCLM_AUC_FLOOR = 0.65
 
@@ -44,15 +45,15 @@ def test_bundled_model_is_small_and_has_its_recipe_and_metrics() -> None:
     assert held["roc_auc"] >= 0.8
 
 
-def test_held_out_human_labels(scorer: QualityScorer, shared_data: Path) -> None:
+def test_held_out_human_labels(scorer: QualityScorer, data_dir: Path) -> None:
     """Two sets no model here trained on: HPLT's 'unnatural' flags on rows outside the
     samples, and DCLM's human quality votes (used nowhere else)."""
-    hplt = labelled.held_out(labelled.hplt_table(shared_data))
+    hplt = labelled.held_out(labelled.hplt_table(data_dir))
     hplt = hplt.filter(hplt["labelled"])
     natural = ~np.array(hplt["unnatural"].to_pylist())
     hplt_auc = roc_auc(natural, scorer.score(hplt["text"]))
 
-    lines = (shared_data / "quality" / "dclm_human_quality_disagreement.jsonl").read_text()
+    lines = (data_dir / "quality" / "dclm_human_quality_disagreement.jsonl").read_text()
     rows = [json.loads(line) for line in lines.splitlines() if line.strip()]
     good = np.array([row["label"] == 1 for row in rows])
     dclm = binary_metrics(good, scorer.score(pa.array([row["text"] for row in rows])))

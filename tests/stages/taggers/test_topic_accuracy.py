@@ -24,6 +24,8 @@ import gristmill
 from gristmill.errors import ConfigError
 from gristmill.stages.taggers.topic import DEFAULT_TOPICS, TopicTagger, clean_phrase, load_topics
 
+#: Measured 0.758 on the 149 documents from tests/data (0.779 with the whole of Tiny
+#: Shakespeare, whose passages are spread over the book; the slice holds its first 5,000 lines).
 ACCURACY_FLOOR = 0.70
 
 
@@ -85,8 +87,8 @@ def tagger() -> TopicTagger:
 
 
 @pytest.mark.slow
-def test_topic_accuracy_on_labelled_real_data(tagger: TopicTagger, shared_data: Path) -> None:
-    rows = labelled_set(shared_data)
+def test_topic_accuracy_on_labelled_real_data(tagger: TopicTagger, data_dir: Path) -> None:
+    rows = labelled_set(data_dir)
     out = tagger.process(pa.table({"text": [text for _, text, _ in rows]}))
     predicted = out.column("topic").to_pylist()
     per_group: dict[str, Counter[bool]] = defaultdict(Counter)

@@ -1,9 +1,13 @@
 """C4's line and page rules (Raffel et al. 2020), deciding as datatrove's C4QualityFilter does.
 
-Lines are judged all at once over the exploded batch. Sentences are only counted where the
-count can matter: a document with at least ``min_num_sentences`` kept lines has enough
-whatever the count (every kept line holds a sentence), so spaCy's sentence splitter only runs
-on the kept lines of documents with fewer.
+Lines are judged all at once over the exploded batch. C4's line rules were written for web
+pages, where a line is a paragraph: on verse and hard-wrapped books (a line is a fragment of a
+sentence) they shred the text. ``line_rules_sources`` limits them to the sources named (the
+web ones); the other documents keep every line, byte for byte, and face the page rules only.
+
+Sentences are only counted where the count can matter: a document with at least
+``min_num_sentences`` kept lines has enough whatever the count (every kept line holds a
+sentence), so spaCy's sentence splitter only runs on the kept lines of documents with fewer.
 """
 
 from __future__ import annotations
@@ -66,6 +70,13 @@ class C4QualityParams(HeuristicParams):
         description="keep only the good lines in the text of kept documents, as C4 (and "
         "datatrove) do; False only decides (annotate mode never edits)",
     )
+    line_rules_sources: list[str] | None = Field(
+        None,
+        description="judge lines (words per line, terminal punctuation, word length, "
+        "javascript, policy phrases, citations) only in documents whose `source` is one of "
+        "these, e.g. the web sources; the others keep every line and face the page rules "
+        "only (lorem ipsum, curly bracket, sentence count). None: every document, as C4",
+    )
 
 
 def _at_least_words(line: pl.Expr, count: int) -> pl.Expr:
@@ -90,8 +101,26 @@ class C4Quality(HeuristicFilter):
     Params: ClassVar[type[FilterParams]] = C4QualityParams
     params: C4QualityParams
 
-    def _lines(self, texts: pl.DataFrame) -> pl.DataFrame:
-        """One row per line, with what each rule needs, in document and line order."""
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self.params.line_rules_sources is None:
+            return (columns.ID, columns.TEXT)
+        return (columns.ID, columns.TEXT, columns.SOURCE)
+
+    def _line_exempt(self, batch: pa.Table) -> np.ndarray | None:
+        """Per document, True where the line rules do not apply (its source is not listed)."""
+        if self.params.line_rules_sources is None:
+            return None
+        source = batch.column(columns.SOURCE).cast(pa.string())
+        listed = pa.array(self.params.line_rules_sources, pa.string())
+        judged = pc.fill_null(pc.is_in(source, value_set=listed), False)
+        exempt: np.ndarray = ~judged.to_numpy(zero_copy_only=False)
+        self.stats.count("documents_without_line_rules", int(exempt.sum()))
+        return exempt
+
+    def _lines(self, texts: pl.DataFrame, exempt: np.ndarray | None = None) -> pl.DataFrame:
+        """One row per line, with what each rule needs, in document and line order; the lines
+        of ``exempt`` documents survive whole (only the page rules see them)."""
         p = self.params
         line = pl.col("line")
         cleaned = line.str.replace_all(CITATION, "") if p.remove_citations else line
@@ -104,8 +133,20 @@ class C4Quality(HeuristicFilter):
             .with_columns(cleaned=cleaned)
         )
         survives = self._survives(frame)
+        line_exempt = None
+        if exempt is not None and exempt.any():
+            line_exempt = exempt[frame["doc"].to_numpy()]
+            frame = frame.with_columns(
+                cleaned=pl.when(pl.Series(line_exempt))
+                .then(pl.col("line"))
+                .otherwise(pl.col("cleaned"))
+            )
+            survives = np.where(line_exempt, frame["line"].str.len_chars().to_numpy() > 0, survives)
         # The page-level phrases only matter on lines that survive: look only at those.
-        flags = self._line_flags(frame["cleaned"].filter(pl.Series(survives)))
+        flags = self._line_flags(
+            frame["cleaned"].filter(pl.Series(survives)),
+            None if line_exempt is None else line_exempt[survives],
+        )
         columns = {name: np.zeros(frame.height, dtype=bool) for name in flags}
         for name, values in flags.items():
             columns[name][survives] = values
@@ -131,21 +172,25 @@ class C4Quality(HeuristicFilter):
             keep[long[too_long.to_numpy()]] = False
         return keep
 
-    def _line_flags(self, cleaned: pl.Series) -> dict[str, np.ndarray]:
-        """Of surviving lines: which drop the page (lorem, curly) and which are kept."""
+    def _line_flags(
+        self, cleaned: pl.Series, exempt: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Of surviving lines: which drop the page (lorem, curly) and which are kept; the line
+        rules (javascript, policy) spare ``exempt`` lines."""
         p = self.params
         lower = cleaned.str.to_lowercase()
         none = np.zeros(len(cleaned), dtype=bool)
+        judged = ~exempt if exempt is not None else ~none
 
         def contains(on: pl.Series, enabled: bool, phrase: str) -> np.ndarray:
             return on.str.contains(phrase, literal=True).to_numpy() if enabled else none
 
         lorem = contains(lower, p.filter_lorem_ipsum, "lorem ipsum")
-        javascript = contains(lower, p.filter_javascript, "javascript")
+        javascript = contains(lower, p.filter_javascript, "javascript") & judged
         curly = contains(cleaned, p.filter_curly_bracket, "{")
         policy = none
         if p.filter_policy:
-            policy = lower.str.contains_any(list(POLICY_PHRASES)).to_numpy()
+            policy = lower.str.contains_any(list(POLICY_PHRASES)).to_numpy() & judged
         return {
             "lorem": lorem,
             "curly": ~lorem & ~javascript & curly,
@@ -154,15 +199,18 @@ class C4Quality(HeuristicFilter):
 
     def judge(self, batch: pa.Table) -> Verdict:
         texts = self.texts(batch)
-        lines = self._lines(texts)
+        exempt = self._line_exempt(batch)
+        lines = self._lines(texts, exempt)
         reasons = self._decide(texts, lines)
         keep = pa.array([reason is None for reason in reasons], pa.bool_())
         verdict = Verdict(keep, pa.array(reasons, pa.string()))
         if self.params.remove_lines and self.params.mode == "drop":
-            # Kept documents go on with their kept lines; dropped ones are rejected whole.
+            # Kept documents go on with their kept lines; dropped ones are rejected whole, and
+            # documents the line rules do not apply to go on as they came.
             original = batch.column(columns.TEXT)
             kept_text = self._kept_text(lines, texts.height).cast(original.type)
-            rewritten = pc.if_else(keep, kept_text, original)
+            edit = keep if exempt is None else pc.and_(keep, pa.array(~exempt))
+            rewritten = pc.if_else(edit, kept_text, original)
             position = batch.column_names.index(columns.TEXT)
             verdict.edited = batch.set_column(position, columns.TEXT, rewritten)
         return verdict

@@ -111,7 +111,11 @@ _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _repeated_pieces(pieces: pl.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per document: (pieces, pieces equal to an earlier one, characters of those)."""
+    """Per document: (pieces, pieces equal to an earlier one, characters of those), float64.
+
+    The cast is needed: ``np.bincount`` of no pieces at all (a batch without one non-empty
+    line) gives int64 even with weights, and the callers add float64 statistics in place.
+    """
     doc = pieces["doc"].to_numpy().astype(np.int64)
     flat = pieces["text"]
     with np.errstate(over="ignore"):
@@ -120,8 +124,8 @@ def _repeated_pieces(pieces: pl.DataFrame, size: int) -> tuple[np.ndarray, np.nd
     chars = flat.str.len_chars().to_numpy()
     return (
         np.bincount(doc, minlength=size).astype(np.float64),
-        np.bincount(doc, weights=repeat, minlength=size),
-        np.bincount(doc, weights=repeat * chars, minlength=size),
+        np.bincount(doc, weights=repeat, minlength=size).astype(np.float64),
+        np.bincount(doc, weights=repeat * chars, minlength=size).astype(np.float64),
     )
 
 

@@ -258,3 +258,45 @@ def test_c4_word_count_test_is_python_split(count: int):
     lines = ["", "a", "a b", "a  b\u3000\u3000c", "a \t b  c\xa0\xa0d", "a b c d e", "x\u2003y z"]
     got = pl.DataFrame({"line": lines}).select(_at_least_words(pl.col("line"), count))["line"]
     assert got.to_list() == [len(line.split()) >= count for line in lines]
+
+
+def test_c4_line_rules_only_on_the_sources_named():
+    """Named sources lose their bad lines as in C4; the others keep every line, byte for byte,
+    and still face the page rules (here: a curly bracket, too few sentences)."""
+    verse = (
+        "MENENIUS:\nWhat work's, my countrymen, in hand? where go you\n"
+        "With bats and clubs? The matter? speak, I pray you.\n\n"
+        "First Citizen:\nOur business is not unknown to the senate; they have had\n"
+        "inkling this fortnight what we intend to do, which now we'll show 'em in deeds.\n"
+        "They say poor suitors have strong breaths: they shall know we have strong arms too.\n"
+        "Why, masters, my good friends, mine honest neighbours, will you undo yourselves?\n"
+        "We cannot, sir, we are undone already. I tell you, friends, most charitable care.\n"
+        "Have the patricians of you. For your wants, your suffering in this dearth.\n"
+    )
+    page = "Home\nMenu\n" + verse
+    table = pa.table(
+        {
+            "id": ["web", "book", "none", "curly", "short"],
+            "text": [page, verse, verse, verse + "x = {1}\n", "Too short.\nReally."],
+            "source": ["c4", "shakespeare", None, "shakespeare", "shakespeare"],
+        }
+    )
+    stage = C4Quality(filter_no_terminal_punct=False, line_rules_sources=["c4"])
+    assert stage.requires == ("id", "text", "source")
+    out = stage.run_batch(table)
+    kept = dict(zip(out.table["id"].to_pylist(), out.table["text"].to_pylist(), strict=True))
+    assert kept["book"] == verse and kept["none"] == verse
+    assert (
+        kept["web"]
+        == C4Quality(filter_no_terminal_punct=False)
+        .process(table.slice(0, 1))
+        .column("text")[0]
+        .as_py()
+    )
+    assert "MENENIUS:" not in kept["web"] and not kept["web"].startswith("Home")
+    assert dict(zip(out.rejected["id"].to_pylist(), out.reasons.to_pylist(), strict=True)) == {
+        "curly": "curly_bracket",
+        "short": "too_few_sentences",
+    }
+    assert stage.stats.counters["documents_without_line_rules"] == 4
+    assert C4Quality().requires == ("id", "text")
