@@ -224,3 +224,35 @@ def test_removes_the_documents_datatrove_removes(ordered_shards: Path, tmp_path:
     # corpus order), as datatrove keeps the first one it read.
     kept = read_output(output)
     assert pc.all(pc.equal(kept.column("dup_cluster"), kept.column("id"))).as_py()
+
+
+def test_verify_joins_only_pairs_whose_true_jaccard_reaches_the_threshold(planted):
+    """With ``verify``, candidate pairs are checked against their shingle sets: the planted
+    pairs joined are exactly the candidates at or above the threshold."""
+    from gristmill.core.phase import TaskInfo, run_in_memory
+
+    table = planted.table
+    loose = MinhashDedup(mode="annotate", prefer=None)
+    strict = MinhashDedup(mode="annotate", prefer=None, verify=True, jaccard_threshold=0.85)
+    clusters = {}
+    for name, stage in (("loose", loose), ("strict", strict)):
+        result = run_in_memory(stage.corpus_phase(), [table])
+        stage.use_phase_result(result)
+        stage.start_task(TaskInfo("memory"))
+        out = stage.run_batch(table).table
+        clusters[name] = dict(
+            zip(out.column("id").to_pylist(), out.column("dup_cluster").to_pylist(), strict=True)
+        )
+        if name == "strict":
+            decision = result.decision
+    assert decision["verified_pairs"] < decision["candidate_pairs"]
+    checked = 0
+    for original, copy, similarity in planted.pairs:
+        candidate = clusters["loose"][original] == clusters["loose"][copy]
+        joined = clusters["strict"][original] == clusters["strict"][copy]
+        if candidate:
+            checked += 1
+            assert joined == (similarity >= 0.85), (original, copy, similarity)
+        else:
+            assert not joined
+    assert checked > 100
