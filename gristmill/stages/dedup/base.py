@@ -82,10 +82,36 @@ def keyed(
     )
 
 
-class DedupStage(Filter):
+class PhaseRows(Filter):
+    """A filter that reads its documents' rows of a whole-run phase, batch by batch."""
+
+    #: What the phase finds, for the error when a stage runs without its result.
+    finds: ClassVar[str] = "the whole run's results"
+
+    def use_phase_result(self, result: PhaseResult) -> None:
+        self._result = result
+
+    def start_task(self, task: TaskInfo) -> None:
+        result = getattr(self, "_result", None)
+        if result is None:
+            raise ConfigError(
+                f"stage {self.name!r} needs {self.finds}: run it in a pipeline (the run finds "
+                "them first), or give it a phase result (core.phase.run_in_memory)"
+            )
+        self._cursor = RowCursor(result.rows_for(task))
+
+    def phase_rows(self, batch: pa.Table) -> pa.Table:
+        """The phase's rows of this batch's documents (ROW relative to the batch)."""
+        if not hasattr(self, "_cursor"):
+            self.start_task(TaskInfo("batch"))
+        return self._cursor.take(batch.num_rows)
+
+
+class DedupStage(PhaseRows):
     """Base of the dedup stages: subclasses give the phase (``corpus_phase``)."""
 
     params: DedupParams
+    finds = "the whole run's duplicates"
     #: The reason a dropped duplicate is recorded with.
     reason_suffix: ClassVar[str] = "duplicate"
 
@@ -100,23 +126,9 @@ class DedupStage(Filter):
             *super().produced_fields(),
         )
 
-    def use_phase_result(self, result: PhaseResult) -> None:
-        self._result = result
-
-    def start_task(self, task: TaskInfo) -> None:
-        result = getattr(self, "_result", None)
-        if result is None:
-            raise ConfigError(
-                f"stage {self.name!r} needs the whole run's duplicates: run it in a pipeline "
-                "(the run finds them first), or give it a phase result (core.phase.run_in_memory)"
-            )
-        self._cursor = RowCursor(result.rows_for(task))
-
     def clusters_of(self, batch: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
         """Each row's cluster name, cluster size and whether it is kept."""
-        if not hasattr(self, "_cursor"):
-            self.start_task(TaskInfo("batch"))
-        rows = self._cursor.take(batch.num_rows)
+        rows = self.phase_rows(batch)
         cluster = (
             batch.column(columns.ID)
             .combine_chunks()

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from gristmill.core import columns
-from gristmill.core.filter import Filter, FilterParams, Verdict
+from gristmill.core.filter import FilterParams, Verdict
 from gristmill.core.phase import (
     DEFAULT_REDUCE_ROWS,
     KEY,
@@ -32,12 +32,9 @@ from gristmill.core.phase import (
     TASK,
     CorpusPhase,
     PhaseInputs,
-    PhaseResult,
-    RowCursor,
-    TaskInfo,
 )
 from gristmill.core.registry import register_stage
-from gristmill.errors import ConfigError
+from gristmill.stages.dedup.base import PhaseRows
 from gristmill.stages.dedup.clusters import DOC_ID
 from gristmill.stages.dedup.normalise import normalised
 from gristmill.stages.filters.id_hash import id_hashes, salt_for
@@ -143,13 +140,14 @@ class ParagraphPhase(CorpusPhase):
 
 
 @register_stage
-class ParagraphDedup(Filter):
+class ParagraphDedup(PhaseRows):
     """Removes paragraphs (or lines) repeated across the run after their first occurrences."""
 
     name = "paragraph_dedup"
     Params = ParagraphDedupParams  # type: ignore[assignment]
     params: ParagraphDedupParams
     requires = (columns.ID, columns.TEXT)
+    finds = "the whole run's repeated paragraphs"
 
     @property
     def drop_reason(self) -> str:
@@ -158,22 +156,8 @@ class ParagraphDedup(Filter):
     def corpus_phase(self) -> ParagraphPhase:
         return ParagraphPhase(self.params)
 
-    def use_phase_result(self, result: PhaseResult) -> None:
-        self._result = result
-
-    def start_task(self, task: TaskInfo) -> None:
-        result = getattr(self, "_result", None)
-        if result is None:
-            raise ConfigError(
-                f"stage {self.name!r} needs the whole run's repeated paragraphs: run it in a "
-                "pipeline, or give it a phase result (core.phase.run_in_memory)"
-            )
-        self._cursor = RowCursor(result.rows_for(task))
-
     def judge(self, batch: pa.Table) -> Verdict:
-        if not hasattr(self, "_cursor"):
-            self.start_task(TaskInfo("batch"))
-        removals = self._cursor.take(batch.num_rows)
+        removals = self.phase_rows(batch)
         if removals.num_rows == 0:
             return Verdict(pa.repeat(pa.scalar(True), batch.num_rows))
         text_column = batch.column(columns.TEXT)
