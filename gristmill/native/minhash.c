@@ -127,11 +127,10 @@ static int get_buffer(PyObject *object, const char *name, int writable, Py_ssize
     return 0;
 }
 
-/* The signature of one document; 0 when it has fewer than n words (nothing written). */
-static int sign(const uint8_t *text, int64_t length, Py_ssize_t n, const uint64_t *a,
-                const uint64_t *b, Py_ssize_t hashes, uint64_t *signature, int64_t *starts,
-                int64_t *ends) {
-    /* the words: runs between single spaces (the text is normalised) */
+/* The words of a normalised text: runs between single spaces, as [starts, ends) offsets
+ * (room for length / 2 + 1 of each); returns how many. */
+static Py_ssize_t split_words(const uint8_t *text, int64_t length, int64_t *starts,
+                              int64_t *ends) {
     Py_ssize_t words = 0;
     int64_t i = 0;
     while (i < length) {
@@ -141,6 +140,14 @@ static int sign(const uint8_t *text, int64_t length, Py_ssize_t n, const uint64_
         while (i < length && text[i] != ' ') i++;
         ends[words++] = i;
     }
+    return words;
+}
+
+/* The signature of one document; 0 when it has fewer than n words (nothing written). */
+static int sign(const uint8_t *text, int64_t length, Py_ssize_t n, const uint64_t *a,
+                const uint64_t *b, Py_ssize_t hashes, uint64_t *signature, int64_t *starts,
+                int64_t *ends) {
+    Py_ssize_t words = split_words(text, length, starts, ends);
     if (words < n) return 0;
     for (Py_ssize_t k = 0; k < hashes; k++) signature[k] = UINT64_MAX;
     for (Py_ssize_t w = 0; w + n <= words; w++) {
@@ -256,15 +263,7 @@ static PyObject *shingles(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t words = 0;
-    int64_t i = 0;
-    while (i < length) {
-        while (i < length && text[i] == ' ') i++;
-        if (i >= length) break;
-        starts[words] = i;
-        while (i < length && text[i] != ' ') i++;
-        ends[words++] = i;
-    }
+    Py_ssize_t words = split_words(text, length, starts, ends);
     Py_ssize_t count = words >= n ? words - n + 1 : 0;
     result = PyBytes_FromStringAndSize(NULL, count * 8);
     if (!result) goto done;

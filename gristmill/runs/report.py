@@ -85,6 +85,17 @@ def _kept(stats: StageStats) -> str:
     return f"{stats.docs_out / stats.docs_in:.1%}" if stats.docs_in else "-"
 
 
+def _figures(stats: StageStats) -> list[str]:
+    """A stage's figures as the tables show them: docs in, out, kept, chars in, out."""
+    return [
+        f"{stats.docs_in:,}",
+        f"{stats.docs_out:,}",
+        _kept(stats),
+        f"{stats.chars_in:,}",
+        f"{stats.chars_out:,}",
+    ]
+
+
 def _reasons(stats: StageStats, shown: int | None) -> list[str]:
     ranked = sorted(stats.dropped.items(), key=lambda item: (-item[1], item[0]))
     lines = [f"{reason} {count:,}" for reason, count in ranked[:shown]]
@@ -132,11 +143,7 @@ def full_table(report: RunReport) -> Table:
     for label, stats in report.stats.stages.items():
         table.add_row(
             label,
-            f"{stats.docs_in:,}",
-            f"{stats.docs_out:,}",
-            _kept(stats),
-            f"{stats.chars_in:,}",
-            f"{stats.chars_out:,}",
+            *_figures(stats),
             "\n".join(_reasons(stats, REASONS_SHOWN)),
             f"{stats.seconds:.1f}",
         )
@@ -188,16 +195,7 @@ def plain_lines(report: RunReport) -> list[str]:
     """The table as plain aligned text, the same whatever the width (logs, pipes, CI)."""
     headings = ["stage", "docs in", "docs out", "kept", "chars in", "chars out", "s", "dropped by"]
     rows = [
-        [
-            label,
-            f"{stats.docs_in:,}",
-            f"{stats.docs_out:,}",
-            _kept(stats),
-            f"{stats.chars_in:,}",
-            f"{stats.chars_out:,}",
-            f"{stats.seconds:.1f}",
-            ", ".join(_reasons(stats, None)),
-        ]
+        [label, *_figures(stats), f"{stats.seconds:.1f}", ", ".join(_reasons(stats, None))]
         for label, stats in report.stats.stages.items()
     ]
     widths = [max(len(row[i]) for row in [headings, *rows]) for i in range(len(headings) - 1)]

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
-from support.data import sample_table
+from support.data import meco_curated
 from typer.testing import CliRunner
 
 from gristmill.cli.app import app
 from gristmill.export.writer import EXPORT_FILES
-from gristmill.stages.taggers.meco import MecoConditioner
 
 
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three files of real documents with MeCo prefixes, and a run's bookkeeping beside them."""
-    rows = sample_table()
-    rows = rows.filter(pc.is_valid(rows.column("url"))).slice(0, 300)
-    rows = MecoConditioner(cooldown_fraction=0.3).process(rows)
     root = tmp_path_factory.mktemp("curated")
-    for index in range(3):
-        pq.write_table(rows.slice(index * 100, 100), root / f"part-{index:03d}.parquet")
+    meco_curated(root, rows=300, parts=3)
     (root / "_run").mkdir()
     (root / "_run" / "stats.json").write_text("{}")
     return root

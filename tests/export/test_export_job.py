@@ -15,15 +15,13 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from support.data import sample_table, split_samples
+from support.data import meco_curated, split_samples
 from support.processes import kill_when
 
 from gristmill.export import ExportIncompleteError, ExportOptions, export_corpus
 from gristmill.export.writer import EXPORT_FILES, read_token_files
-from gristmill.stages.taggers.meco import MecoConditioner
 
 REPO = Path(__file__).resolve().parents[2]
 KILL_SHARDS = 32
@@ -50,14 +48,8 @@ def _assert_clean(export: Path) -> None:
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A curated output of six files (small row groups) with MeCo prefixes and phases."""
-    rows = sample_table()
-    rows = rows.filter(pc.is_valid(rows.column("url"))).slice(0, 600)
-    rows = MecoConditioner(cooldown_fraction=0.3).process(rows)
     root = tmp_path_factory.mktemp("tagged")
-    for index in range(6):
-        pq.write_table(
-            rows.slice(index * 100, 100), root / f"part-{index:03d}.parquet", row_group_size=40
-        )
+    rows = meco_curated(root, rows=600, parts=6, row_group_size=40)
     (root / "_rejects").mkdir()
     pq.write_table(rows.slice(0, 3), root / "_rejects" / "part-000.parquet")
     return root

@@ -8,13 +8,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.data import sample_table
+from support.data import meco_curated, sample_table
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from typer.testing import CliRunner
 
@@ -24,7 +23,6 @@ from gristmill.export import ExportOptions, export_corpus
 from gristmill.export.pack import Packer
 from gristmill.export.sequences import Sequence
 from gristmill.export.writer import read_token_files
-from gristmill.stages.taggers.meco import MecoConditioner
 from gristmill.stages.taggers.meco_plan import MecoPlan
 
 
@@ -49,11 +47,8 @@ def byte_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A curated output: real documents with MeCo prefixes, a rejects folder beside them."""
-    rows = sample_table()
-    rows = rows.filter(pc.is_valid(rows.column("url"))).slice(0, 150)
-    tagged = MecoConditioner(cooldown_fraction=0.3).process(rows)
     root = tmp_path_factory.mktemp("curated")
-    pq.write_table(tagged, root / "part-000.parquet")
+    tagged = meco_curated(root, rows=150, parts=1)
     (root / "_rejects").mkdir()
     pq.write_table(tagged.slice(0, 5), root / "_rejects" / "part-000.parquet")
     return root

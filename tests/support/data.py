@@ -58,3 +58,26 @@ def benchmark_documents(path: Path, docs: int) -> Path:
         copies.append(base.set_column(0, "id", ids))
     pq.write_table(pa.concat_tables(copies).slice(0, docs), path, row_group_size=2048)
     return path
+
+
+def meco_curated(
+    directory: Path, rows: int, parts: int, row_group_size: int | None = None
+) -> pa.Table:
+    """A curated output to export: the first ``rows`` sample documents that have a URL, with
+    MeCo prefixes and phases, as ``parts`` Parquet files; returns what was written."""
+    import pyarrow.compute as pc
+
+    from gristmill.stages.taggers.meco import MecoConditioner
+
+    table = sample_table()
+    table = table.filter(pc.is_valid(table.column("url"))).slice(0, rows)
+    tagged = MecoConditioner(cooldown_fraction=0.3).process(table)
+    directory.mkdir(parents=True, exist_ok=True)
+    size = -(-rows // parts)
+    for index in range(parts):
+        pq.write_table(
+            tagged.slice(index * size, size),
+            directory / f"part-{index:03d}.parquet",
+            row_group_size=row_group_size,
+        )
+    return tagged

@@ -51,8 +51,8 @@ class ExactPhase(CorpusPhase):
 
     def __init__(self, params: ExactDedupParams) -> None:
         self.params = params
-        self.columns = tuple(dict.fromkeys([columns.ID, params.column, params.prefer or ""]))
-        self.columns = tuple(c for c in self.columns if c)
+        wanted = [columns.ID, params.column, *([params.prefer] if params.prefer else [])]
+        self.columns = tuple(dict.fromkeys(wanted))
         self.reduce_rows = params.reduce_rows
 
     def map(self, batches: Iterable[tuple[int, pa.Table]]) -> Iterator[pa.Table]:

@@ -23,6 +23,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gristmill.stages.filters.id_hash import as_large_strings
+
 Normalisation = Literal["none", "whitespace", "simplify", "url"]
 
 #: The characters datatrove's normalisation turns into spaces: punctuation (ASCII, CJK and
@@ -53,15 +55,6 @@ TRACKING_PARAMETERS = ("gclid", "fbclid")
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
-def as_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A string column as one large_string array, nulls read as empty."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        values = values.cast(pa.string())
-    return pc.fill_null(values, "").cast(pa.large_string())
-
-
 def trim_whitespace(values: pa.Array) -> pa.Array:
     return pc.utf8_trim(values, characters=WHITESPACE)
 
@@ -79,7 +72,7 @@ def simplify(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     expressions run these character classes about twice as fast as Arrow's, and its
     lowercasing writes a word-final capital sigma as Python's does (ς).
     """
-    text = pl.Series(as_strings(values)).str.to_lowercase()
+    text = pl.Series(as_large_strings(values)).str.to_lowercase()
     text = text.str.replace_all(_NUMBER, "0").str.replace_all(_SEPARATOR_RUN, " ")
     wide = ~text.str.contains(r"^[\x00-\x7f]*$")
     if wide.any():
@@ -111,7 +104,7 @@ def normalise_url(url: str) -> str:
 
 def normalised(values: pa.Array | pa.ChunkedArray, how: Normalisation) -> pa.Array:
     """The values as a dedup compares them."""
-    strings = as_strings(values)
+    strings = as_large_strings(values)
     if how == "none":
         return strings
     if how == "whitespace":

@@ -32,19 +32,20 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _as_large_string(ids: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks() if ids.num_chunks else pa.array([], pa.large_string())
-    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-        ids = ids.cast(pa.string())
-    # Null ids hash like the empty string: a defined result rather than an error.
-    return pc.fill_null(ids, "").cast(pa.large_string())
+def as_large_strings(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """A column as one large_string array (the layout the hashes read), nulls read as empty:
+    a null hashes like the empty string, a defined result rather than an error."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = values.cast(pa.string())
+    return pc.fill_null(values, "").cast(pa.large_string())
 
 
 def id_hashes(ids: pa.Array | pa.ChunkedArray, salt: int) -> np.ndarray:
     """One uint64 per id, a function of the id's bytes and ``salt`` only."""
     with np.errstate(over="ignore"):
-        array = _as_large_string(ids)
+        array = as_large_strings(ids)
         count = len(array)
         if count == 0:
             return np.zeros(0, dtype=np.uint64)
