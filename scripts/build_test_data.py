@@ -62,6 +62,10 @@ def whole(root: Path, rel: str) -> bytes:
     return (root / rel).read_bytes()
 
 
+def whole_gzipped(root: Path, rel: str) -> bytes:
+    return gzip.compress((root / rel).read_bytes(), mtime=0)
+
+
 def first_lines(count: int) -> Callable[[Path, str], bytes]:
     def cut(root: Path, rel: str) -> bytes:
         lines = (root / rel).read_bytes().split(b"\n")
@@ -149,6 +153,12 @@ def plan(root: Path) -> list[Slice]:
         *hplt_files(root),
         Slice("quality/dclm_human_quality_disagreement.jsonl", whole),
         Slice("queries/mt_bench_questions.jsonl", whole),
+        Slice("queries/nq_open_dev.jsonl", whole_gzipped, gzipped=True),
+        Slice("queries/self_instruct_seed_tasks.jsonl", whole),
+        Slice(
+            "queries/self_instruct_user_oriented_instructions.jsonl", whole_gzipped, gzipped=True
+        ),
+        Slice("queries/vicuna_bench_questions.jsonl", whole),
         Slice("sources/dj_arxiv.jsonl", whole),
         Slice("sources/dj_stack_exchange.jsonl", first_lines(FIRST_ROWS)),
         Slice("sources/dj_the-pile-uspto-refined.jsonl", whole),
@@ -174,6 +184,9 @@ def build(root: Path, out: Path) -> dict[str, int]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         sizes[item.local] = len(data)
+    from build_topic_sets import write_sets  # the labelled topic sets (scripts/topic_labels/)
+
+    sizes.update(write_sets(root, out))
     return sizes
 
 

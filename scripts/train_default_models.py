@@ -1,4 +1,4 @@
-"""Rebuild the fastText models shipped in ``gristmill/models/`` from ``data_samples/``.
+"""Rebuild the fastText models shipped in ``gristmill/models/`` from the origin data.
 
 Each model has a recipe beside it (``gristmill/models/<name>.yaml``). This script turns the
 recipe into a positive and a negative Parquet set, runs ``gristmill train-classifier`` on them
@@ -6,10 +6,11 @@ recipe into a positive and a negative Parquet set, runs ``gristmill train-classi
 ``<name>.metrics.json``. Training is seeded and single-threaded, so a rebuild gives the same
 model. Run::
 
-    python scripts/train_default_models.py [quality_default] [toxicity_fasttext]
+    python scripts/train_default_models.py [--data DATA_ROOT] [MODEL ...]
 
-Labels of the HPLT and toxicity rows come from ``shared/data`` (the samples drop them), so
-that directory must sit beside the repository, as it does in a checkout.
+MODEL is one of ``ALL_MODELS`` (default: all). ``DATA_ROOT`` is the directory of the origin
+data (default: the data folder beside the checkout): labels of the HPLT and toxicity rows
+come from there (the samples drop them), and so do the wider pools of ``model_pools.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import labelled  # beside this script
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,7 +30,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "gristmill" / "models"
 SAMPLES = REPO / "data_samples"
-ALL_MODELS = ("quality_default", "toxicity_fasttext")
+ALL_MODELS = ("quality_default", "toxicity_fasttext", "toxicity_hate", "toxicity_nsfw")
+DATA_ROOT = labelled.DEFAULT_DATA_ROOT
 
 
 def sample_table() -> pa.Table:
@@ -36,47 +39,27 @@ def sample_table() -> pa.Table:
     return pa.concat_tables(tables).sort_by("id")
 
 
-def quality_sets(recipe: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
-    """Curated sources (capped per source) against noisy crawl, as the recipe says."""
-    from labelled import hplt_table, in_samples
+def pool_sets(recipe: dict[str, Any], data: Path) -> tuple[pa.Table, pa.Table]:
+    """The pools of ``model_pools.py``: quality from every source at hand, toxicity from
+    every labelled row outside the held-out slice."""
+    import model_pools
 
-    samples = sample_table()
-    positive = recipe["positive"]
-    parts = []
-    for source in positive["sources"]:
-        rows = samples.filter(pc.equal(samples["source"], source))
-        parts.append(rows.slice(0, positive.get("max_per_source", rows.num_rows)))
-    positives = pa.concat_tables(parts)
-
-    negative = recipe["negative"]
-    chosen = pc.is_in(samples["source"], pa.array(negative["sources"]))
-    excluded = pc.is_in(samples["id"], pa.array(negative.get("exclude_ids", []), pa.string()))
-    negatives = samples.filter(pc.and_(chosen, pc.invert(excluded)))
-    if negative.get("hplt_unnatural"):
-        hplt = in_samples(hplt_table())
-        unnatural = hplt.filter(hplt["unnatural"]).column("id")
-        negatives = pa.concat_tables(
-            [negatives, samples.filter(pc.is_in(samples["id"], unnatural))]
+    if recipe["pools"] == "quality":
+        good, bad = model_pools.quality_pools(sample_table(), data)
+        return (
+            pa.table({"id": [f"p{i}" for i in range(len(good))], "text": good}),
+            pa.table({"id": [f"n{i}" for i in range(len(bad))], "text": bad}),
         )
-    return positives, negatives
+    rows = model_pools.toxicity_train(model_pools.toxicity_categories(data))
+    label = rows[recipe["pools"]]
+    return rows.filter(label), rows.filter(pc.invert(label))
 
 
-def toxicity_sets() -> tuple[pa.Table, pa.Table]:
-    """The labelled toxicity rows that are in the samples, split by their label."""
-    from labelled import in_samples, toxicity_table
-
-    rows = in_samples(toxicity_table()).select(["id", "text", "source", "toxic"])
-    return rows.filter(rows["toxic"]), rows.filter(pc.invert(rows["toxic"]))
-
-
-def train(name: str) -> None:
+def train(name: str, data: Path = DATA_ROOT) -> None:
     from gristmill.cli.train_classifier import register
 
     recipe = yaml.safe_load((MODELS / f"{name}.yaml").read_text())
-    if recipe.get("toxicity_samples"):
-        positives, negatives = toxicity_sets()
-    else:
-        positives, negatives = quality_sets(recipe)
+    positives, negatives = pool_sets(recipe, data)
     options = recipe["train"]
     with tempfile.TemporaryDirectory(prefix="gristmill-default-models-") as scratch:
         positive_file = Path(scratch) / "positive.parquet"
@@ -114,11 +97,16 @@ def train(name: str) -> None:
         app(args, standalone_mode=False)
 
 
-def main(names: list[str]) -> None:
-    for name in names or ALL_MODELS:
+def main(args: list[str]) -> None:
+    data = DATA_ROOT
+    if "--data" in args:
+        at = args.index("--data")
+        data = Path(args[at + 1])
+        args = args[:at] + args[at + 2 :]
+    for name in args or ALL_MODELS:
         if name not in ALL_MODELS:
             sys.exit(f"unknown model {name!r}; known: {', '.join(ALL_MODELS)}")
-        train(name)
+        train(name, data)
 
 
 if __name__ == "__main__":

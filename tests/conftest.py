@@ -4,6 +4,7 @@ is importable in the spawned worker processes of the executors, which re-import 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,17 @@ for folder in (SCRIPTS, TESTS):
 SAMPLES = REPO / "data_samples"
 #: Real data the tests read, sliced from the origin files (see tests/data/SOURCES.md).
 DATA = TESTS / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Caches the tests build (the template index) go to a temporary folder, not ``~/.cache``.
+
+    Set in the environment so that pool and Dask workers the tests start see it too.
+    """
+    cache = tmp_path_factory.mktemp("gristmill_cache")
+    os.environ["GRISTMILL_CACHE"] = str(cache)
+    return cache
 
 
 @pytest.fixture(scope="session")

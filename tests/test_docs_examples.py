@@ -119,7 +119,10 @@ def test_the_skillit_files_and_driver_of_docs_skillit_md_run_as_written(tmp_path
     doc = REPO / "docs" / "skillit.md"
     (runs,) = [b for b in blocks(doc, "yaml") if b.startswith("# runs.yaml")]
     (config,) = [b for b in blocks(doc, "yaml") if b.startswith("train_skills:")]
-    (losses,) = blocks(doc, "json")
+    # Two loss files are shown: one evaluation per round (used here) and several per round.
+    (losses,) = [b for b in blocks(doc, "json") if '"model_ckpt"' in b]
+    (several,) = [b for b in blocks(doc, "json") if '"evaluations"' in b]
+    assert len(json.loads(several)["evaluations"]) == 2
     (driver,) = blocks(doc, "bash")
     (tmp_path / "runs.yaml").write_text(runs, encoding="utf-8")
     (tmp_path / "mix.yaml").write_text(config, encoding="utf-8")

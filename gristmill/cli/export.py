@@ -46,11 +46,17 @@ def export(
         str,
         typer.Option(
             help="split: documents that overflow a row continue in the next (no token lost); "
-            "truncate: every row starts at a document start, overflow dropped"
+            "truncate: every row starts at a document start, overflow dropped; repeat_prefix: "
+            "as split, but a continued document starts its new row with its BOS and MeCo "
+            "prefix again (masked), so no conditioning row starts without its prefix"
         ),
     ] = "split",
     phase: Annotated[
-        str, typer.Option(help="all | conditioning | cooldown (MeCo trains them in turn)")
+        str,
+        typer.Option(
+            help="all | conditioning | cooldown; all writes them in training order, "
+            "conditioning first, cooldown last (MeCo trains them in turn)"
+        ),
     ] = "all",
     executor_type: options.ExecutorType = None,
     workers: options.Workers = None,

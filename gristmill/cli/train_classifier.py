@@ -96,7 +96,13 @@ def train_classifier_command(
         Optional[Path], typer.Option(help="also write the held-out metrics to this JSON file")
     ] = None,
 ) -> None:
-    """Train a fastText classifier (word bigrams, balanced classes) and report held-out metrics."""
+    """Train a fastText classifier (word bigrams, balanced classes) and report held-out metrics.
+
+    DCLM's recipe: ~200k documents of what you want more of (DCLM: OpenHermes instructions,
+    top ELI5 answers) as --positive, as many random documents of your raw crawl as
+    --negative, --word-ngrams 2, then `quality: {model_path: ..., positive_label: hq}`.
+    Judge it on labels it never saw too; docs/quality.md walks through it.
+    """
     config = ClassifierConfig(
         positive=tuple(positive),
         negative=tuple(negative),

@@ -25,6 +25,7 @@ BUILTIN_MODULES: tuple[str, ...] = ("gristmill.adapters.datatrove_in_gristmill",
 BUILTIN_PACKAGES: tuple[str, ...] = (
     "gristmill.stages",
     "gristmill.refiners",
+    "gristmill.instructions",
 )
 
 _loaded = False

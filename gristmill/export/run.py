@@ -13,7 +13,12 @@ An export is a job on the run driver over its directory ``OUT`` (its lock, marke
    they were read, so the files are byte for byte those of a sequential export, whatever the
    executor and its number of workers.
 
-``meta.json`` accounts for every token: ``tokens_in == tokens_written + tokens_dropped``, with
+Documents go out in training order: every one but the cooldown documents first, then the
+cooldown ones (MeCo trains them last); ``meta.json`` says where each phase starts
+(``phase_rows``), and packed rows record their phase.
+
+``meta.json`` accounts for every token:
+``tokens_in == tokens_written - tokens_repeated + tokens_dropped``, with
 nothing dropped unless truncation was asked for.
 
 What decides the bytes decides when work is done again. The options (the tokenizer file's
@@ -30,6 +35,7 @@ the export is complete the per-task files are removed (the markers and ``run.jso
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +46,12 @@ from gristmill.errors import ConfigError, GristmillError
 from gristmill.executors.base import Executor
 from gristmill.executors.local import LocalExecutor
 from gristmill.export.pack import PACK_MODES, Packer, PackMode
-from gristmill.export.sequences import BOS_CANDIDATES, EOS_CANDIDATES, special_token_id
+from gristmill.export.sequences import (
+    BOS_CANDIDATES,
+    EOS_CANDIDATES,
+    Sequence,
+    special_token_id,
+)
 from gristmill.export.tokenise import (
     Tokeniser,
     TokeniseTask,
@@ -61,6 +72,7 @@ from gristmill.models import EXPORT_TOKENIZER
 from gristmill.runs.driver import RunDriver
 from gristmill.runs.phases import digest
 from gristmill.runs.steps import Step, Unit, UnitResult
+from gristmill.stages.taggers.meco import CONDITIONING, COOLDOWN
 from gristmill.stages.taggers.tokens import load_tokenizer
 
 __all__ = [
@@ -170,26 +182,63 @@ class Writing:
     tokenizer: str
 
 
+def _phase_batches(
+    task_files: list[str], cooldown: bool, left: list[int]
+) -> Iterator[tuple[list[Sequence], list[str | None]]]:
+    """The tokenised batches in task order, only the cooldown documents or only the others;
+    ``left[0]`` counts the documents left out (so a pass with nothing to do can be skipped)."""
+    for url in task_files:
+        for sequences, phases in tokenised_batches(url):
+            keep = [(p == COOLDOWN) == cooldown for p in phases]
+            left[0] += len(keep) - sum(keep)
+            if all(keep):
+                yield sequences, phases
+            elif any(keep):
+                yield (
+                    [s for s, k in zip(sequences, keep, strict=True) if k],
+                    [p for p, k in zip(phases, keep, strict=True) if k],
+                )
+
+
 def write_export(shared: Writing, _payload: Any) -> dict[str, Any]:
-    """Stream the tokenised tasks through the packer into the export's files; meta.json last."""
+    """Stream the tokenised tasks through the packer into the export's files; meta.json last.
+
+    Documents are written in training order: every document but the cooldown ones first, in
+    input order, then the cooldown documents (MeCo trains them last), so one export of
+    ``--phase all`` can be trained front to back. Packed rows never mix the two: the packer
+    is flushed between them, and every row records its phase.
+    """
     packer = Packer(shared.seq_len, shared.pack_mode) if shared.seq_len else None
     documents = tokens_in = last_length = 0
+    ranges: dict[str, list[int]] = {}
     with ExportFiles(shared.directory, shared.vocab_size, packed=packer is not None) as files:
-        for url in shared.task_files:
-            for sequences, phases in tokenised_batches(url):
+        cooldown_documents = [0]
+        for cooldown in (False, True):
+            if cooldown and not cooldown_documents[0]:
+                break
+            start, seen = files.sequences, set()
+            batches = _phase_batches(shared.task_files, cooldown, cooldown_documents)
+            for sequences, phases in batches:
                 documents += len(sequences)
                 tokens_in += sum(len(s.ids) for s in sequences)
+                seen.update(phases)
                 if packer is None:
                     last_length = files.write_documents(sequences, phases)
                     continue
+                label = COOLDOWN if cooldown else (CONDITIONING if CONDITIONING in seen else None)
                 rows = [row for s in sequences for row in packer.add(s)]
-                last_length = files.write_rows(rows) or last_length
-        if packer is not None:
-            last_length = files.write_rows(list(packer.flush())) or last_length
+                last_length = files.write_rows(rows, label) or last_length
+            if packer is not None:
+                label = COOLDOWN if cooldown else (CONDITIONING if CONDITIONING in seen else None)
+                last_length = files.write_rows(list(packer.flush()), label) or last_length
+            for phase in sorted(p for p in seen if p is not None):
+                ranges[phase] = [start, files.sequences]
         dropped = packer.dropped if packer else 0
-        if tokens_in != files.tokens + dropped:  # the accounting meta.json promises
+        repeated = packer.repeated if packer else 0
+        if tokens_in != files.tokens - repeated + dropped:  # the accounting meta.json promises
             raise RuntimeError(
-                f"export lost tokens: {tokens_in} in, {files.tokens} written, {dropped} dropped"
+                f"export lost tokens: {tokens_in} in, {files.tokens} written "
+                f"({repeated} of them repeated prefixes), {dropped} dropped"
             )
         meta = files.commit(
             {
@@ -208,6 +257,11 @@ def write_export(shared: Writing, _payload: Any) -> dict[str, Any]:
                 "tokens_in": tokens_in,
                 "tokens_written": files.tokens,
                 "tokens_dropped": dropped,
+                # BOS + prefix tokens written again at continuation rows (repeat_prefix).
+                "tokens_repeated": repeated,
+                # Training order: [first, end) sequence (or packed row) index of each phase.
+                "phase_order": [p for p in (CONDITIONING, COOLDOWN) if p in ranges],
+                "phase_rows": ranges,
                 "tokenizer": shared.tokenizer,
                 "sequence": "[BOS] + tok(meco_prefix) + tok(text) + [EOS]",
                 "loss_mask": "0 on BOS and prefix tokens, 1 on text tokens and EOS",

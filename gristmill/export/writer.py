@@ -7,7 +7,8 @@ OUT/tokens.bin         every sequence's token ids back to back, little-endian ui
 OUT/loss_mask.bin      one uint8 per token: 0 = no loss (BOS, metadata prefix), 1 = loss
 OUT/index.npy          int64 offsets, one more than sequences: sequence i is
                        tokens[index[i]:index[i+1]]; packed rows are all seq_len long but the
-                       last, which is kept short rather than padded (meta last_row_length)
+                       last of each phase, kept short rather than padded (meta
+                       last_row_length, phase_rows)
 OUT/meta.json          dtype, vocabulary size, BOS/EOS ids, packing (seq_len, pack_mode),
                        token accounting (tokens_in = tokens_written + tokens_dropped), tokenizer
 ```
@@ -69,6 +70,10 @@ PACKED_SCHEMA = pa.schema(
         # Offset in its document of each span's first token: > 0 continues a document cut at
         # the end of the previous row (split mode), for position ids and reassembly.
         pa.field("doc_starts", pa.list_(pa.int32())),
+        # Repeated BOS + prefix tokens opening each span (pack_mode repeat_prefix), else 0.
+        pa.field("head_lens", pa.list_(pa.int32())),
+        # The training phase of every document in the row (rows never mix phases).
+        pa.field(PHASE, pa.string()),
         pa.field("length", pa.int32()),
     ]
 )
@@ -92,7 +97,7 @@ def document_rows(sequences: list[Sequence], phases: list[str | None]) -> pa.Tab
     )
 
 
-def packed_rows(rows: list[PackedRow]) -> pa.Table:
+def packed_rows(rows: list[PackedRow], phase: str | None = None) -> pa.Table:
     return pa.table(
         {
             "input_ids": [r.ids for r in rows],
@@ -100,6 +105,8 @@ def packed_rows(rows: list[PackedRow]) -> pa.Table:
             "indices": [[list(span) for span in r.spans] for r in rows],
             "doc_ids": [r.doc_ids for r in rows],
             "doc_starts": [r.doc_starts for r in rows],
+            "head_lens": [r.head_lens or [0] * len(r.spans) for r in rows],
+            PHASE: [phase] * len(rows),
             "length": [len(r.ids) for r in rows],
         },
         schema=PACKED_SCHEMA,
@@ -147,12 +154,13 @@ class ExportFiles:
         self._parquet.write_table(document_rows(sequences, phases))
         return len(sequences[-1].ids) if sequences else 0
 
-    def write_rows(self, rows: list[PackedRow]) -> int:
-        """Packed rows, to both outputs in the same order; the last row's length (0: none)."""
+    def write_rows(self, rows: list[PackedRow], phase: str | None = None) -> int:
+        """Packed rows of one phase, to both outputs in the same order; the last row's length
+        (0: none)."""
         for row in rows:
             self.write(row.ids, row.mask)
         if rows:
-            self._parquet.write_table(packed_rows(rows))
+            self._parquet.write_table(packed_rows(rows, phase))
         return len(rows[-1].ids) if rows else 0
 
     @property

@@ -146,14 +146,39 @@ class SkillsGraph:
         return cls.from_dict(data, source=str(path))
 
 
+def official_npy_matrix(
+    matrix: np.ndarray, train_skills: Sequence[str], eval_skills: Sequence[str]
+) -> np.ndarray:
+    """What the official trainer makes of a ``.npy`` (or ``--graph``) matrix.
+
+    Its loader turns every off-diagonal entry equal to 1 into 0.5 (the synthetic-task
+    convention, applied to every file it loads) and, with a target mask, keeps the columns
+    of the target skills only. Here the target mask is ``eval_skills`` being a proper subset
+    of ``train_skills``: a ``k x k`` matrix keeps the columns of the evaluation skills, in
+    their order. Any other shape is left for the shape check.
+    """
+    out = np.array(matrix, dtype=np.float64)
+    if out.ndim == 2:
+        rows, cols = np.indices(out.shape)
+        out[(rows != cols) & (out == 1.0)] = 0.5
+    k = len(train_skills)
+    if out.shape == (k, k) and set(eval_skills) < set(train_skills):
+        out = out[:, [list(train_skills).index(s) for s in eval_skills]]
+    return out
+
+
 def load_graph(
     path: str | os.PathLike[str],
     train_skills: Sequence[str] | None = None,
     eval_skills: Sequence[str] | None = None,
+    *,
+    convention: Literal["as_is", "official"] = "as_is",
 ) -> SkillsGraph:
     """Our JSON graphs, or a bare ``.npy`` from the official code when the skill names are given.
 
     ``.npy`` files are read with ``allow_pickle=False``: a graph is numbers, never objects.
+    ``convention="official"`` reads a ``.npy`` as the official trainer does
+    (:func:`official_npy_matrix`); JSON graphs carry their own convention and ignore it.
     """
     path = Path(path)
     if path.suffix != ".npy":
@@ -170,9 +195,12 @@ def load_graph(
     except (OSError, ValueError) as exc:
         raise MixtureError(f"{path}: cannot read .npy graph: {exc}") from exc
     evals = eval_skills if eval_skills is not None else train_skills
-    return SkillsGraph(
-        tuple(train_skills), tuple(evals), matrix, {"method": "npy", "source": str(path)}
-    )
+    if convention == "official":
+        matrix = official_npy_matrix(matrix, train_skills, evals)
+    elif convention != "as_is":
+        raise MixtureError(f"graph convention must be 'as_is' or 'official', got {convention!r}")
+    meta = {"method": "npy", "source": str(path), "convention": convention}
+    return SkillsGraph(tuple(train_skills), tuple(evals), matrix, meta)
 
 
 def from_edges(

@@ -78,11 +78,27 @@ class MixtureConfig(_Strict):
         description="skills graph: JSON from `gristmill mixture graph`, or a k x m .npy"
     )
     eta: float = Field(0.5, allow_inf_nan=False, description="step size; tune to the loss scale")
-    window: PositiveInt = Field(3, description="how many rounds of losses the update sums")
+    window: PositiveInt = Field(
+        3, description="how many evaluations (or rounds, see window_unit) the update uses"
+    )
+    window_unit: Literal["evaluations", "rounds"] = Field(
+        "evaluations",
+        description="evaluations: the last `window` evaluations, as the official trainer; "
+        "rounds: the last `window` rounds, one evaluation each",
+    )
     rounds: PositiveInt = Field(1, description="T; 1 is static mode (no feedback)")
     prior: dict[str, NonNegativeFloat] | None = Field(None, description="default uniform")
     loss_lag: Literal[0, 1] = Field(1, description="1: p_{t+1} uses losses at the start of round t")
-    window_reduce: Literal["sum", "mean"] = "sum"
+    window_reduce: Literal["sum", "mean", "auto"] = Field(
+        "auto",
+        description="auto: mean when eval_skills are a proper subset of train_skills (the "
+        "official target mask), else sum, as the official trainer",
+    )
+    graph_convention: Literal["as_is", "official"] = Field(
+        "as_is",
+        description="for a .npy graph: official turns off-diagonal 1s into 0.5 and, with a "
+        "target mask, keeps the eval skills' columns of a k x k graph, as the official loader",
+    )
     clip_negative: bool = Field(False, description="set negative graph edges to 0")
     samples_per_round: PositiveInt = Field(description="rows written per round")
     seed: int = Field(0, ge=0)
@@ -119,17 +135,45 @@ class MixtureConfig(_Strict):
         return self.eval_skills if self.eval_skills is not None else self.train_skills
 
 
+class Evaluation(BaseModel):
+    """One evaluation of the model during a round: its loss per evaluation skill."""
+
+    model_config = ConfigDict(extra="allow")
+
+    losses: dict[str, Any]
+    global_step: int | None = None
+    model_ckpt: str | None = None
+
+
 class EvalLosses(BaseModel):
-    """What a trainer writes to ``round_NNNN/eval_losses.json`` at the start of round NNNN:
-    the current model's loss on each evaluation skill (and, optionally, where it stands)."""
+    """What a trainer writes to ``round_NNNN/eval_losses.json``: the model's loss on each
+    evaluation skill, once (``losses``, at the start of round NNNN) or for every evaluation
+    taken during the round (``evaluations``, in training order; the official trainer
+    evaluates every ``max_steps / num_ckpts`` steps)."""
 
     model_config = ConfigDict(extra="allow")
 
     round: int
-    losses: dict[str, Any]
+    losses: dict[str, Any] | None = None
+    evaluations: list[Evaluation] | None = Field(default=None, min_length=1)
     global_step: int | None = None
     model_ckpt: str | None = None
     n_val_samples: int | dict[str, int] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> EvalLosses:
+        if (self.losses is None) == (self.evaluations is None):
+            raise ValueError("give either 'losses' (one evaluation) or 'evaluations' (a list)")
+        return self
+
+    def all_evaluations(self) -> list[Evaluation]:
+        """The round's evaluations in training order, whichever form the file uses."""
+        if self.evaluations is not None:
+            return list(self.evaluations)
+        assert self.losses is not None  # one of the two forms, checked above
+        return [
+            Evaluation(losses=self.losses, global_step=self.global_step, model_ckpt=self.model_ckpt)
+        ]
 
 
 class GraphRuns(_Strict):
@@ -227,7 +271,9 @@ def round_inputs(config: MixtureConfig) -> list[str]:
 def scheduler_from_config(config: MixtureConfig) -> SkillItScheduler:
     """A fresh schedule; graph and config must agree on skills and shape (a config error)."""
     try:
-        graph = load_graph(config.graph, config.train_skills, config.evals)
+        graph = load_graph(
+            config.graph, config.train_skills, config.evals, convention=config.graph_convention
+        )
         if config.clip_negative:
             graph = graph.clipped()
         return SkillItScheduler(
@@ -240,6 +286,7 @@ def scheduler_from_config(config: MixtureConfig) -> SkillItScheduler:
             prior=config.prior,
             loss_lag=config.loss_lag,
             window_reduce=config.window_reduce,
+            window_unit=config.window_unit,
         )
     except MixtureError as exc:
         raise ConfigError(f"graph {config.graph}: {exc}") from None
@@ -275,6 +322,8 @@ def mixture_payload(scheduler: SkillItScheduler, round_index: int) -> dict[str, 
         "eta": scheduler.eta,
         "window": scheduler.window,
         "window_reduce": scheduler.window_reduce,
+        "window_unit": scheduler.window_unit,
+        "window_evaluations": len(scheduler.window_evaluations(round_index)),
         "loss_lag": scheduler.loss_lag,
         "rounds": scheduler.rounds,
         "static": scheduler.rounds == 1,
@@ -322,11 +371,11 @@ def advance_schedule(config: MixtureConfig) -> dict[str, Any]:
     if target > scheduler.rounds:
         mode = " (static mode: T = 1 needs no feedback)" if scheduler.rounds == 1 else ""
         raise MixtureError(f"all {scheduler.rounds} rounds already have a mixture{mode}")
-    for r in range(scheduler.last_observed_round + 1, scheduler.window_rounds(target)[-1] + 1):
-        reported = read_losses(config, r)
-        scheduler.observe(
-            r, reported.losses, step=reported.global_step, ckpt_id=reported.model_ckpt
-        )
+    for r in range(scheduler.last_observed_round + 1, scheduler.newest_round(target) + 1):
+        for evaluation in read_losses(config, r).all_evaluations():
+            scheduler.observe(
+                r, evaluation.losses, step=evaluation.global_step, ckpt_id=evaluation.model_ckpt
+            )
     scheduler.next_mixture()
     return publish(config, scheduler, target)
 

@@ -24,6 +24,11 @@ from gristmill.errors import GristmillError
 from gristmill.io.filesystem import write_bytes_atomically
 
 WindowReduce = Literal["sum", "mean"]
+#: ``auto`` resolves as the official trainer does: ``mean`` with a target mask (evaluation
+#: skills a proper subset of the training skills), ``sum`` otherwise.
+WindowReduceSetting = Literal["sum", "mean", "auto"]
+#: What the window counts: evaluations (the official trainer) or rounds (one loss each).
+WindowUnit = Literal["evaluations", "rounds"]
 STATE_FORMAT = "gristmill.skillit_scheduler/1"
 FloatArray = NDArray[np.float64]
 
@@ -34,7 +39,12 @@ class MixtureError(GristmillError, ValueError):
 
 @dataclass(frozen=True)
 class Observation:
-    """Evaluation losses of the model at the start of one round, in ``eval_skills`` order."""
+    """One evaluation's losses, in ``eval_skills`` order, taken during round ``round``.
+
+    A round may hold several evaluations (the official trainer evaluates every
+    ``max_steps / num_ckpts`` steps, whatever the round length); the first is the one at the
+    round's start.
+    """
 
     round: int
     losses: tuple[float, ...]
@@ -115,6 +125,22 @@ def _prior_vector(
     return cast(FloatArray, normalised)
 
 
+def resolve_window_reduce(
+    setting: str, train_skills: Sequence[str], eval_skills: Sequence[str]
+) -> WindowReduce:
+    """``auto`` is the official choice: mean over the window with a target mask, else sum.
+
+    The official trainer's target mask keeps some of the training skills as the skills
+    evaluated; here that is evaluation skills forming a proper subset of the training skills.
+    """
+    if setting not in ("sum", "mean", "auto"):
+        raise MixtureError(f"window_reduce must be 'sum', 'mean' or 'auto', got {setting!r}")
+    if setting != "auto":
+        return cast(WindowReduce, setting)
+    evals, train = set(eval_skills), set(train_skills)
+    return "mean" if evals < train else "sum"
+
+
 def _loss_value(skill: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise MixtureError(f"loss for eval skill {skill!r} is not a number: {value!r}")
@@ -129,12 +155,18 @@ def _loss_value(skill: str, value: object) -> float:
 class SkillItScheduler:
     """Online mirror descent over training skills: p_{t+1} = softmax(log prior + eta*A*sum(L)).
 
-    Rounds are numbered from 1. ``observe(t, L)`` records the evaluation losses of the model at
-    the *start* of round t (checkpoint f_t). With ``loss_lag=1`` (the paper and its code) p_{t+1}
-    uses the window of losses ending at round t, so round t+1 can be prepared while round t
-    trains; with ``loss_lag=0`` it waits for the losses at the end of round t (round t+1's).
-    The window counts rounds, one observation per round (the paper's code counts evaluation
-    checkpoints, which equals rounds only when both intervals match).
+    Rounds are numbered from 1. ``observe(t, L)`` records one evaluation taken during round t;
+    the first of a round is the model at its start (checkpoint f_t), and a round may have more
+    (the official trainer evaluates every ``max_steps / num_ckpts`` steps, 10 to 20 times per
+    round in the released LEGO settings). With ``loss_lag=1`` (the paper and its code) p_{t+1}
+    uses the evaluations of rounds up to t; with ``loss_lag=0`` it also waits for round t+1's.
+
+    ``window_unit="evaluations"`` (the default, as the official trainer) makes the window the
+    last ``window`` evaluations of those rounds, wherever they fall; ``"rounds"`` makes it the
+    last ``window`` rounds with one evaluation each (the earlier gristmill behaviour; a second
+    evaluation of a round is then an error). ``window_reduce="auto"`` averages the window when
+    the evaluation skills are a proper subset of the training skills (the official target
+    mask) and sums it otherwise, as the official trainer does.
     """
 
     def __init__(
@@ -148,7 +180,8 @@ class SkillItScheduler:
         rounds: int = 1,
         prior: Mapping[str, float] | Sequence[float] | None = None,
         loss_lag: int = 1,
-        window_reduce: WindowReduce = "sum",
+        window_reduce: WindowReduceSetting = "auto",
+        window_unit: WindowUnit = "evaluations",
     ) -> None:
         self._train = skill_names(train_skills, "train_skills")
         self._eval = skill_names(eval_skills, "eval_skills")
@@ -160,9 +193,12 @@ class SkillItScheduler:
         if loss_lag not in (0, 1):
             raise MixtureError(f"loss_lag must be 0 or 1, got {loss_lag!r}")
         self._lag = int(loss_lag)
-        if window_reduce not in ("sum", "mean"):
-            raise MixtureError(f"window_reduce must be 'sum' or 'mean', got {window_reduce!r}")
-        self._reduce: WindowReduce = window_reduce
+        self._reduce = resolve_window_reduce(window_reduce, self._train, self._eval)
+        if window_unit not in ("evaluations", "rounds"):
+            raise MixtureError(
+                f"window_unit must be 'evaluations' or 'rounds', got {window_unit!r}"
+            )
+        self._unit: WindowUnit = window_unit
         self._observations: list[Observation] = []
         self._exhausted: set[str] = set()
         self._mixtures: list[FloatArray] = [self._initial_vector()]
@@ -211,7 +247,12 @@ class SkillItScheduler:
 
     @property
     def window_reduce(self) -> WindowReduce:
+        """The reduction in use (``auto`` already resolved)."""
         return self._reduce
+
+    @property
+    def window_unit(self) -> WindowUnit:
+        return self._unit
 
     @property
     def prior(self) -> dict[str, float]:
@@ -279,12 +320,23 @@ class SkillItScheduler:
         step: int | None = None,
         ckpt_id: str | None = None,
     ) -> None:
-        """Record L(f_t), validated so that one bad report cannot poison every later mixture."""
-        expected = self.last_observed_round + 1
-        if isinstance(round_index, bool) or round_index != expected:
+        """Record one evaluation taken during round ``round_index``, validated so that one bad
+        report cannot poison every later mixture.
+
+        Evaluations come in training order: the same round again (another evaluation of it)
+        or the next one. With ``window_unit="rounds"`` each round has exactly one.
+        """
+        last = self.last_observed_round
+        allowed = (last + 1,) if self._unit == "rounds" or last == 0 else (last, last + 1)
+        if isinstance(round_index, bool) or round_index not in allowed:
+            rule = (
+                "rounds are observed once each, in order, starting at 1"
+                if self._unit == "rounds"
+                else "evaluations come in training order: the current round again or the next"
+            )
             raise MixtureError(
-                f"observe() got round {round_index!r}, expected round {expected}: rounds are "
-                "observed once each, in order, starting at 1"
+                f"observe() got round {round_index!r}, expected round "
+                f"{' or '.join(map(str, allowed))}: {rule}"
             )
         if not isinstance(losses, Mapping):
             raise MixtureError(f"losses must map eval skill -> loss, got {type(losses).__name__}")
@@ -298,12 +350,35 @@ class SkillItScheduler:
         values = tuple(_loss_value(s, losses[s]) for s in self._eval)
         self._observations.append(Observation(int(round_index), values, step, ckpt_id))
 
-    def window_rounds(self, target_round: int) -> list[int]:
-        """Rounds whose losses decide ``target_round``'s mixture (empty for round 1)."""
-        if target_round <= 1:
+    def newest_round(self, target_round: int) -> int:
+        """The last round whose evaluations ``target_round``'s mixture needs (0: none)."""
+        return 0 if target_round <= 1 else target_round - self._lag
+
+    def window_evaluations(self, target_round: int) -> list[int]:
+        """Indices (into :attr:`observations`) of the evaluations that decide
+        ``target_round``'s mixture, among those observed so far (empty for round 1)."""
+        newest = self.newest_round(target_round)
+        if newest == 0:
             return []
-        newest = target_round - self._lag
-        return list(range(max(1, newest - self._window + 1), newest + 1))
+        if self._unit == "rounds":
+            first = newest - self._window + 1
+            return [i for i, o in enumerate(self._observations) if first <= o.round <= newest]
+        eligible = [i for i, o in enumerate(self._observations) if o.round <= newest]
+        return eligible[-self._window :]
+
+    def window_rounds(self, target_round: int) -> list[int]:
+        """Rounds whose losses decide ``target_round``'s mixture (empty for round 1).
+
+        Counting rounds, that is the last ``window`` rounds up to the newest needed; counting
+        evaluations, the rounds the window's evaluations fall in (known once observed).
+        """
+        newest = self.newest_round(target_round)
+        if newest == 0:
+            return []
+        if self._unit == "rounds":
+            return list(range(max(1, newest - self._window + 1), newest + 1))
+        rounds = {self._observations[i].round for i in self.window_evaluations(target_round)}
+        return sorted(rounds) or [newest]
 
     def next_mixture(self) -> dict[str, float]:
         """Emit p_{t+1} and advance to round t+1; raises while the needed losses are missing."""
@@ -312,13 +387,14 @@ class SkillItScheduler:
             raise MixtureError(
                 f"all {self._rounds} rounds have their mixture; there is no round {target}"
             )
-        rounds = self.window_rounds(target)
-        if rounds[-1] > self.last_observed_round:
+        newest = self.newest_round(target)
+        if newest > self.last_observed_round:
             raise MixtureError(
-                f"the mixture of round {target} needs the losses of round {rounds[-1]} "
+                f"the mixture of round {target} needs the losses of round {newest} "
                 f"(loss_lag={self._lag}); observed up to round {self.last_observed_round}"
             )
-        stacked = np.array([self._observations[r - 1].losses for r in rounds], dtype=np.float64)
+        chosen = self.window_evaluations(target)
+        stacked = np.array([self._observations[i].losses for i in chosen], dtype=np.float64)
         reduced = stacked.sum(axis=0) if self._reduce == "sum" else stacked.mean(axis=0)
         vector = self._mixture_from(reduced)
         self._mixtures.append(vector)
@@ -344,6 +420,7 @@ class SkillItScheduler:
             "prior": [float(x) for x in self._prior],
             "loss_lag": self._lag,
             "window_reduce": self._reduce,
+            "window_unit": self._unit,
         }
 
     def state_dict(self) -> dict[str, Any]:

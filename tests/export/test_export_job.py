@@ -173,8 +173,19 @@ def test_a_changed_input_is_exported_again(tagged: Path, tmp_path: Path) -> None
     pq.write_table(table.slice(0, 10), inputs / "part-001.parquet")
     again = export_corpus([str(inputs)], output, OPTIONS["unpacked"])
     assert (again.tasks_run, again.documents) == (2, 110)
-    ids = pq.read_table(output / "sequences.parquet").column("doc_id").to_pylist()
-    assert ids[100:] == table.column("id").to_pylist()[:10]
+    written = pq.read_table(output / "sequences.parquet")
+    # Training order: the conditioning documents of both files, then their cooldown ones.
+    first_file = pq.read_table(inputs / "part-000.parquet")
+    expected = [
+        doc
+        for phase in ("conditioning", "cooldown")
+        for part in (first_file, table.slice(0, 10))
+        for doc, p in zip(
+            part.column("id").to_pylist(), part.column("phase").to_pylist(), strict=True
+        )
+        if p == phase
+    ]
+    assert written.column("doc_id").to_pylist() == expected
 
 
 # -- a real process, killed part-way ------------------------------------------------------------
@@ -257,6 +268,17 @@ def test_packed_rows_cross_files_as_if_they_were_one_stream(
             local_exports["split"] / name
         ).read_bytes()
     rows = pq.read_table(local_exports["split"] / "sequences.parquet").to_pylist()
-    files = [pq.read_table(p).column("id").to_pylist() for p in sorted(tagged.glob("*.parquet"))]
-    for last, first in itertools.pairwise(files):  # a row holds a file's end, the next's start
-        assert any(last[-1] in row["doc_ids"] and first[0] in row["doc_ids"] for row in rows)
+    tables = [pq.read_table(p) for p in sorted(tagged.glob("*.parquet"))]
+    for phase in ("conditioning", "cooldown"):  # each phase is one stream across the files
+        files = [
+            [
+                i
+                for i, p in zip(
+                    t.column("id").to_pylist(), t.column("phase").to_pylist(), strict=True
+                )
+                if p == phase
+            ]
+            for t in tables
+        ]
+        for last, first in itertools.pairwise(files):  # a row holds a file's end, the next's start
+            assert any(last[-1] in row["doc_ids"] and first[0] in row["doc_ids"] for row in rows)

@@ -66,7 +66,12 @@ def test_decoded_tokens_give_back_prefix_and_text(
     assert meta["dtype"] == "uint16" and (meta["bos_id"], meta["eos_id"]) == (bos, eos)
     table = pq.read_table(tmp_path / "sequences.parquet")
     with_prefix = 0
-    for i, row in enumerate(source.to_pylist()):
+    # Training order: the conditioning documents, then the cooldown ones, each in input order.
+    rows = source.to_pylist()
+    rows = [r for r in rows if r["phase"] != "cooldown"] + [
+        r for r in rows if r["phase"] == "cooldown"
+    ]
+    for i, row in enumerate(rows):
         ids = np.asarray(tokens[offsets[i] : offsets[i + 1]], dtype=np.int64)
         doc_mask = np.asarray(mask[offsets[i] : offsets[i + 1]])
         assert ids[0] == bos and ids[-1] == eos
@@ -120,8 +125,14 @@ def _packed_rows_match_token_files(export: Path, seq_len: int) -> list[dict[str,
         assert [start for start, _ in spans] == [0] + [end for _, end in spans[:-1]]
         assert spans[-1][1] == row["length"] and all(end > start for start, end in spans)
         assert len(spans) == len(row["doc_ids"]) == len(row["doc_starts"])
-    assert all(row["length"] == seq_len for row in rows[:-1])
-    assert 0 < rows[-1]["length"] <= seq_len
+        assert row["head_lens"] == [0] * len(spans)  # nothing repeated outside repeat_prefix
+    # Phases in training order, rows never mixing them: full rows but each phase's last.
+    phases = [row["phase"] for row in rows]
+    assert phases == sorted(phases, key=["conditioning", "cooldown"].index)
+    for phase, (first, end) in meta["phase_rows"].items():
+        assert set(phases[first:end]) == {phase}
+        assert all(row["length"] == seq_len for row in rows[first : end - 1])
+        assert 0 < rows[end - 1]["length"] <= seq_len
     assert meta["padded"] is False and meta["last_row_length"] == rows[-1]["length"]
     assert meta["tokens_written"] == meta["tokens"] == len(tokens)
     return rows
@@ -141,7 +152,12 @@ def test_split_packing_keeps_every_token_in_order(
     rows = _packed_rows_match_token_files(tmp_path, seq_len)
     meta = read_token_files(tmp_path)[3]
     assert (meta["pack_mode"], meta["tokens_in"], meta["tokens_dropped"]) == ("split", total, 0)
-    assert len(rows) == -(-total // seq_len)
+    by_phase: dict[str, int] = {}
+    for document in documents:
+        by_phase[document["phase"]] = by_phase.get(document["phase"], 0) + len(
+            document["input_ids"]
+        )
+    assert len(rows) == sum(-(-n // seq_len) for n in by_phase.values())
     rebuilt: dict[str, tuple[list[int], list[int]]] = {}
     continued_in_prefix = spanning = 0
     for row in rows:

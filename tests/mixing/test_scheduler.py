@@ -101,12 +101,22 @@ def test_observe_rejects_bad_losses_clearly(bad: dict[str, object], message: str
 
 
 def test_observe_wants_rounds_in_order() -> None:
-    scheduler = chain_scheduler()
+    """Counting rounds, each round is observed once; counting evaluations (the default, as
+    the official trainer), a round may be evaluated again, but never an earlier one."""
+    scheduler = chain_scheduler(window_unit="rounds")
     with pytest.raises(MixtureError, match="expected round 1"):
         scheduler.observe(2, losses([1, 1, 1]))
     scheduler.observe(1, losses([1, 1, 1]))
     with pytest.raises(MixtureError, match="expected round 2"):
         scheduler.observe(1, losses([1, 1, 1]))
+    evaluations = chain_scheduler()
+    with pytest.raises(MixtureError, match="expected round 1"):
+        evaluations.observe(2, losses([1, 1, 1]))
+    evaluations.observe(1, losses([1, 1, 1]))
+    evaluations.observe(1, losses([1, 1, 1]))
+    evaluations.observe(2, losses([1, 1, 1]))
+    with pytest.raises(MixtureError, match="expected round 2 or 3"):
+        evaluations.observe(1, losses([1, 1, 1]))
 
 
 def test_next_mixture_waits_for_losses_and_stops_after_t_rounds() -> None:

@@ -52,11 +52,13 @@ A stage registered later fails here (``test_every_registered_stage_is_in_the_tab
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import math
 import string
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +69,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.data import sample_table
+from support.fineinstructions_rows import MATCH_TYPE, drawn_matches, drawn_pairs
 
 from gristmill.core import columns
 from gristmill.core.filter import Filter
 from gristmill.core.phase import TaskInfo, run_in_memory
 from gristmill.core.registry import available_stages
 from gristmill.core.stage import Stage, StageResult
+from gristmill.instructions.generation import PAIRS_FIELD
+from gristmill.stages.taggers.scoring import SPAN_TYPE
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -106,6 +111,24 @@ class Case:
 #: datatrove step, a score column, the ProX programmer) gets the parameters it needs, and
 #: stages with several paths (a phase or none, document or sentence units) get a case each.
 #: Filters run in both ``annotate`` and ``drop`` mode, so ``mode`` is never given here.
+TEMPLATE_INDEX = str(Path(tempfile.gettempdir()) / "gristmill-test-template-index")
+
+
+@functools.cache
+def _tiny_llama() -> str:
+    """The tests' tiny random Llama, built on first use only (model stages' cases)."""
+    from support.tiny_model import build_tiny_llama
+
+    return str(build_tiny_llama(Path(tempfile.mkdtemp(prefix="gristmill-harness-llama-"))))
+
+
+def tiny_generator() -> dict[str, Any]:
+    """A generator on the tiny Llama, one prompt per generate call (no padding, so a row's
+    output is the same whatever batch carries it). A callable parameter is resolved when
+    the case is built."""
+    return {"backend": "transformers", "model": _tiny_llama(), "options": {"batch_size": 1}}
+
+
 CASES: dict[str, tuple[Case, ...]] = {
     "age": (Case(), Case({"priority": ["created", "dump", "crawl_date"]})),
     "age_filter": (
@@ -143,7 +166,11 @@ CASES: dict[str, tuple[Case, ...]] = {
     "prox": (Case({"programmer": "rule"}, examples=15),),
     "prox_chunk": (Case({"programmer": "rule"}, examples=15),),
     "prox_doc": (Case({"programmer": "rule"}, examples=15),),
-    "quality": (Case(examples=20),),
+    "quality": (
+        Case(examples=20),
+        Case({"unit": "paragraph", "max_chars": 5000}, examples=10),
+        Case({"unit": "sentence", "max_chars": 5000}, examples=10),
+    ),
     "score_filter": (
         Case({"preset": "toxicity_keep_95"}),  # percentile: a whole-run phase
         Case({"preset": "quality_inverse_27"}),
@@ -151,10 +178,24 @@ CASES: dict[str, tuple[Case, ...]] = {
         Case({"column": "toxicity_score", "threshold": 0.5, "direction": "keep_low"}),
     ),
     "tokens": (Case(examples=20),),
+    "instantiate": (
+        Case({"generator": tiny_generator, "max_new_tokens": 4, "max_document_chars": 300}, 10),
+    ),
+    "judge": (Case({"generator": tiny_generator, "max_new_tokens": 4}, examples=10),),
+    "pack_instructions": (Case(examples=10), Case({"carry": False, "seed": 3}, examples=5)),
+    "templatize": (Case({"generator": tiny_generator, "max_new_tokens": 4}, examples=10),),
+    # The static encoder: the stage's code is the same for every encoder, and MiniLM's ~80 s
+    # here would be most of the default run's budget (tests/instructions covers MiniLM).
+    # The index goes to a temporary folder, not the user's cache.
+    "template_match": (
+        Case({"encoder": {"backend": "static"}, "index_dir": TEMPLATE_INDEX}, examples=20),
+    ),
     "topic": (Case(examples=10),),
+    "toxic_spans": (Case(), Case({"threshold": 0.0})),  # spans drawn: in range, out, NaN
     "toxicity": (
         Case(examples=15),
         Case({"unit": "sentence", "model": "mean", "max_chars": 5000}, examples=10),
+        Case({"model": "profanity_check", "categories": False}, examples=10),
     ),
 }
 
@@ -337,6 +378,10 @@ def _dates_or_strings(kind: pa.DataType) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), _ISO_STRINGS)
 
 
+#: Span offsets: small ones that fit the drawn texts, and any int32 (negative, past the end).
+_SPAN_OFFSETS = st.one_of(st.none(), st.integers(-5, 60), st.integers(-(2**31), 2**31 - 1))
+
+
 def _of(strategy: st.SearchStrategy[Any]) -> Callable[[pa.DataType], st.SearchStrategy[Any]]:
     return lambda _kind: st.one_of(st.none(), strategy)
 
@@ -375,6 +420,21 @@ OPTIONAL_COLUMNS: dict[str, ColumnKind] = {
     ),
     "quality_score": ColumnKind((pa.float32(), pa.float64(), pa.null()), _of(_SCORES)),
     "toxicity_score": ColumnKind((pa.float32(), pa.float64(), pa.null()), _of(_SCORES)),
+    "toxicity_spans": ColumnKind(
+        (SPAN_TYPE, pa.null()),
+        _of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "start": _SPAN_OFFSETS,
+                        "end": _SPAN_OFFSETS,
+                        "score": st.one_of(st.none(), _SCORES),
+                    }
+                ),
+                max_size=6,
+            )
+        ),
+    ),
     "language": ColumnKind(
         (pa.string(), pa.null()),
         _of(st.sampled_from(["en", "de", "fr", "zh", "__label__en", "", "EN", " en "])),
@@ -399,6 +459,8 @@ OPTIONAL_COLUMNS: dict[str, ColumnKind] = {
             st.none(), st.integers(0, 2**31 - 1 if kind == pa.int32() else 2**40)
         ),
     ),
+    "fi_matches": ColumnKind((MATCH_TYPE, pa.null()), drawn_matches),
+    "fi_pairs": ColumnKind((PAIRS_FIELD.type, pa.null()), drawn_pairs),
 }
 #: The type a required column gets when a batch does not draw it (all null).
 DEFAULT_TYPES = {name: kind.types[0] for name, kind in OPTIONAL_COLUMNS.items()}
@@ -557,13 +619,14 @@ class Built:
 
 def build(name: str, case: Case) -> Built:
     cls = registered_stages()[name]
+    params = {k: v() if callable(v) else v for k, v in case.params.items()}
     if issubclass(cls, Filter):
-        main = cls(**{**case.params, "mode": "annotate"})
-        drop = cls(**{**case.params, "mode": "drop"})
+        main = cls(**{**params, "mode": "annotate"})
+        drop = cls(**{**params, "mode": "drop"})
         assert isinstance(drop, Filter)
         built = Built(name, case, main, drop)
     else:
-        built = Built(name, case, cls(**case.params), None)
+        built = Built(name, case, cls(**params), None)
     for stage in built.stages:
         if stage.corpus_phase() is None:  # the others after their phase's result (see start)
             stage.setup()
@@ -705,8 +768,7 @@ def _topic_tie(built: Built, alone: dict[str, Any], inside: dict[str, Any]) -> b
     stage: Any = built.main
     if built.name != "topic" or alone.get("topic") == inside.get("topic"):
         return False
-    text = alone[columns.TEXT][: stage.params.max_tokens * 8]
-    similarity = stage._embed([text])[0] @ stage._topic_vectors.T
+    similarity = stage.scores([alone[columns.TEXT]])[0]
     names = stage._names
     gap = similarity[names.index(alone["topic"])] - similarity[names.index(inside["topic"])]
     return bool(abs(gap) <= 2 * FLOAT_TOLERANCE)

@@ -63,8 +63,9 @@ def build_doc_prompts(
 ) -> list[DocPrompt]:
     """Build document-level prompts for a batch, encoding them in one tokenizer call.
 
-    For id parity with upstream pass the slow Llama-2 SentencePiece tokenizer (``legacy=False``);
-    a fast tokenizer renders ``[INST]`` after ``<s>`` with different ids.
+    For id parity with upstream pass a tokenizer with the doc level's prefix rule
+    (:func:`gristmill.refiners.prox.llama.with_prefix_rule` with ``legacy=False``): upstream
+    used the slow tokenizer, which renders ``[INST]`` after ``<s>`` without a ``▁``.
     """
     encoder = as_encoder(tokenizer)
     prompts = [llama2_prompt(text) for text in texts]
@@ -199,8 +200,9 @@ def number_line(index: int, line: str) -> str:
 def chunk_prompt(body: str) -> str:
     """Wrap numbered lines the way the chunk-level model expects them.
 
-    Submit this as *text*: upstream lets the engine tokenize it with the fast tokenizer and
-    add its own BOS, which yields two BOS tokens.
+    Upstream let the engine tokenize this text with the fast tokenizer and add its own BOS,
+    which yields two BOS tokens; :attr:`Chunk.token_ids` are those ids, so the engine's own
+    tokenizer (and its ``transformers`` version) no longer decides them.
     """
     return llama2_prompt(f"[doc]\n{body}\n[/doc]")
 
@@ -214,7 +216,9 @@ class Chunk:
     that chunk's program to. ``n_tokens`` is the sum of the per-line costs used for packing
     (one BOS per line included, as upstream). ``oversized`` marks a single line that alone
     exceeds the budget: upstream still sends it, and an engine whose context it overflows
-    should treat its output as the empty program.
+    should treat its output as the empty program. ``token_ids`` is the prompt as upstream's
+    engine saw it: encoded with the special tokens added (the engine's BOS, then the literal
+    ``<s>``).
     """
 
     index: int
@@ -224,6 +228,7 @@ class Chunk:
     body: str
     prompt: str
     oversized: bool = False
+    token_ids: tuple[int, ...] = ()
 
     @property
     def lines(self) -> range:
@@ -273,14 +278,21 @@ def build_chunk_prompts_batch(
     ]
     flat = [line for doc in numbered_docs for line in doc]
     lengths = token_counts(encoder, flat, add_special_tokens=True)
-    out: list[list[Chunk]] = []
+    packed: list[list[tuple[int, int, int, str]]] = []
     offset = 0
     for numbered in numbered_docs:
         costs = lengths[offset : offset + len(numbered)]
         offset += len(numbered)
+        packed.append(
+            [(f, la, n, "\n".join(numbered[f : la + 1])) for f, la, n in pack_lines(costs, budget)]
+        )
+    prompts = [chunk_prompt(body) for groups in packed for *_, body in groups]
+    encoded = zip(prompts, encoder.encode_batch(prompts, add_special_tokens=True), strict=True)
+    out: list[list[Chunk]] = []
+    for groups in packed:
         chunks = []
-        for index, (first, last, tokens) in enumerate(pack_lines(costs, budget)):
-            body = "\n".join(numbered[first : last + 1])
+        for index, (first, last, tokens, body) in enumerate(groups):
+            prompt, ids = next(encoded)
             chunks.append(
                 Chunk(
                     index=index,
@@ -288,8 +300,9 @@ def build_chunk_prompts_batch(
                     last_line=last,
                     n_tokens=tokens,
                     body=body,
-                    prompt=chunk_prompt(body),
+                    prompt=prompt,
                     oversized=tokens > budget,
+                    token_ids=tuple(ids),
                 )
             )
         out.append(chunks)

@@ -50,6 +50,7 @@ from gristmill.refiners.prox.executor import (
     merge_chunk_programs,
     whole_document,
 )
+from gristmill.refiners.prox.llama import CHUNK_LEGACY, DOC_LEGACY, with_prefix_rule
 from gristmill.refiners.prox.prompts import (
     CHUNK_MAX_NEW_TOKENS,
     CHUNK_TOKEN_BUDGET,
@@ -93,6 +94,11 @@ class ProxStageParams(FilterParams):
     executor: Mode = Field(
         default="compat", description="compat: as released; strict: clean calls only"
     )
+    tokenizer_legacy: bool = Field(
+        default=False,
+        description="Llama-2 prefix rule after special tokens: true puts '▁' before the text "
+        "after <s> (the chunk model's), false does not (the doc model's); see docs/prox.md",
+    )
 
     @model_validator(mode="after")
     def _needs_generator(self) -> ProxStageParams:
@@ -104,6 +110,11 @@ class ProxStageParams(FilterParams):
 
 
 class ProxDocParams(ProxStageParams):
+    tokenizer_legacy: bool = Field(
+        default=DOC_LEGACY,
+        description="Llama-2 prefix rule after special tokens: false (as the released doc "
+        "model saw, the slow tokenizer) puts no '▁' before '[INST]'",
+    )
     max_prompt_tokens: int = Field(
         default=DOC_MAX_PROMPT_TOKENS, gt=0, description="right truncation"
     )
@@ -111,6 +122,11 @@ class ProxDocParams(ProxStageParams):
 
 
 class ProxChunkParams(ProxStageParams):
+    tokenizer_legacy: bool = Field(
+        default=CHUNK_LEGACY,
+        description="Llama-2 prefix rule after special tokens: true (as the released chunk "
+        "model saw, transformers 4.39's fast tokenizer) puts '▁' before '[INST]'",
+    )
     chunk_token_budget: int = Field(
         default=CHUNK_TOKEN_BUDGET, gt=0, description="per chunk, BOS counted"
     )
@@ -182,9 +198,8 @@ class _ProxLevel(Filter):
             self.generator = create_generator(cfg)
             own = getattr(self.generator, "tokenizer", None)
             if self.params.tokenizer is not None or own is None:
-                self.tokenizer = _load_tokenizer(self.params.tokenizer or cfg.model)
-            else:
-                self.tokenizer = own
+                own = _load_tokenizer(self.params.tokenizer or cfg.model)
+            self.tokenizer = with_prefix_rule(own, self.params.tokenizer_legacy)
         self._ready = True
 
     def attach(self, generator: Generator, tokenizer: Any = None) -> None:
@@ -194,7 +209,8 @@ class _ProxLevel(Filter):
         defaults to the engine's own.
         """
         self.generator = generator
-        self.tokenizer = tokenizer if tokenizer is not None else generator.tokenizer  # type: ignore[attr-defined]
+        own = tokenizer if tokenizer is not None else generator.tokenizer  # type: ignore[attr-defined]
+        self.tokenizer = with_prefix_rule(own, self.params.tokenizer_legacy)
         self._ready = True
 
     def teardown(self) -> None:
@@ -375,7 +391,7 @@ class ProxChunk(_ProxLevel):
         for part in _slices(docs):
             chunks = build_chunk_prompts_batch(part, self.tokenizer, self.params.chunk_token_budget)
             chunked.extend(chunks)
-            yield [c.prompt for cs in chunks for c in cs]
+            yield [c.token_ids for cs in chunks for c in cs]
 
     def _outcome(
         self, original: str | None, result: RefineResult, program: str, failed: int, chunks: int
@@ -398,6 +414,12 @@ class ProxParams(FilterParams):
     chunk_generator: GeneratorConfig | None = None
     doc_tokenizer: str | None = None
     chunk_tokenizer: str | None = None
+    doc_tokenizer_legacy: bool = Field(
+        default=DOC_LEGACY, description="prox_doc's tokenizer_legacy (false, as released)"
+    )
+    chunk_tokenizer_legacy: bool = Field(
+        default=CHUNK_LEGACY, description="prox_chunk's tokenizer_legacy (true, as released)"
+    )
     executor: Mode = "compat"
     doc_max_new_tokens: int = Field(default=DOC_MAX_NEW_TOKENS, gt=0)
     chunk_max_new_tokens: int = Field(default=CHUNK_MAX_NEW_TOKENS, gt=0)
@@ -409,6 +431,7 @@ class ProxParams(FilterParams):
             programmer=self.programmer,
             generator=self.doc_generator,
             tokenizer=self.doc_tokenizer,
+            tokenizer_legacy=self.doc_tokenizer_legacy,
             executor=self.executor,
             max_new_tokens=self.doc_max_new_tokens,
         )
@@ -419,6 +442,7 @@ class ProxParams(FilterParams):
             programmer=self.programmer,
             generator=self.chunk_generator,
             tokenizer=self.chunk_tokenizer,
+            tokenizer_legacy=self.chunk_tokenizer_legacy,
             executor=self.executor,
             max_new_tokens=self.chunk_max_new_tokens,
         )

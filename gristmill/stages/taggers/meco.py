@@ -105,6 +105,11 @@ class MecoParams(StageParams):
     on_missing: Literal["no_prefix", "unknown"] = Field(
         "no_prefix", description="no metadata: train the document plain, or use 'unknown'"
     )
+    host_case: Literal["lower", "as_written"] = Field(
+        "lower",
+        description="lower: one prefix per host whatever its case (hosts are case-insensitive); "
+        "as_written: the host's case as in the URL, as MeCo's --use_short_url",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MecoParams:
@@ -217,9 +222,22 @@ class MecoConditioner(Stage):
 
     # -- metadata values -------------------------------------------------------------------
     def _hosts(self, batch: pa.Table) -> pa.Array:
+        """Lowercased hosts: what decides grouping (top-k counts, null checks)."""
         if URL_HOST in batch.column_names:
             return batch.column(URL_HOST).combine_chunks().cast(pa.string())
         return hosts_of(batch.column(columns.URL))
+
+    def _written_hosts(self, batch: pa.Table, hosts: pa.Array) -> pa.Array:
+        """The hosts a prefix shows: lowercased by default, or as the URL writes them.
+
+        Lowercase is the default because a host names one source whatever its case
+        (``EN.Wikipedia.org`` is ``en.wikipedia.org``), and MeCo's gain comes from grouping
+        documents by source; MeCo's own code keeps the case, which ``host_case: as_written``
+        reproduces.
+        """
+        if self.params.host_case == "lower":
+            return hosts
+        return hosts_of(batch.column(columns.URL), lowercase=False)
 
     def values(self, batch: pa.Table) -> pa.Array:
         """The metadata value of every row (null where there is none)."""
@@ -234,8 +252,9 @@ class MecoConditioner(Stage):
                 return batch.column(column).combine_chunks().cast(pa.string())
             return tag_domains(batch.column(columns.URL)).column(column).combine_chunks()
         hosts = self._hosts(batch)
+        written = self._written_hosts(batch, hosts)
         if kind == "url_host":
-            return hosts
+            return written
         if kind == "full_url":
             urls = pl.Series(batch.column(columns.URL).combine_chunks()).cast(pl.String)
             stripped = urls.str.replace(_SCHEME, "").str.strip_chars()
@@ -245,9 +264,9 @@ class MecoConditioner(Stage):
             return full.to_arrow().cast(pa.string())
         if kind == "topk":
             top = pa.array(sorted(self._top_hosts), pa.string())
-            kept = pc.if_else(pc.is_in(hosts, value_set=top), hosts, pa.scalar(UNKNOWN))
+            kept = pc.if_else(pc.is_in(hosts, value_set=top), written, pa.scalar(UNKNOWN))
             return pc.if_else(pc.is_null(hosts), pa.scalar(None, pa.string()), kept)
-        series = pl.Series("host", hosts)
+        series = pl.Series("host", written)
         # hashed: one HMAC per unique host, mapped back with a join
         unique = [h for h in series.unique().to_list() if h is not None]
         lookup = pl.DataFrame(

@@ -1,4 +1,5 @@
-"""What the model-scoring taggers share: which rows have text to score, and score histograms.
+"""What the model-scoring taggers share: which rows have text to score, score histograms, and
+scoring by unit (paragraphs or sentences, with their spans).
 
 A model is only asked about rows that hold text; null, empty and whitespace-only rows get the
 stage's defined value instead, so bad input never reaches a model and never gives noise.
@@ -7,7 +8,8 @@ stage's defined value instead, so bad input never reaches a model and never give
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,12 @@ import pyarrow.compute as pc
 from gristmill.core import columns
 from gristmill.core.stats import StageStats
 from gristmill.errors import ConfigError
+from gristmill.stages.taggers.sentences import unit_spans
+
+#: A list of scored character spans per document (offsets are code points into the text).
+SPAN_TYPE = pa.list_(
+    pa.struct([("start", pa.int32()), ("end", pa.int32()), ("score", pa.float32())])
+)
 
 #: Where the models that ship with gristmill live (package data).
 BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -59,3 +67,52 @@ def bundled_model(name: str) -> Path:
             f"package data?); pass model_path, or rebuild it with scripts/train_default_models.py"
         )
     return path
+
+
+@dataclass(frozen=True)
+class UnitScores:
+    """Every unit (paragraph or sentence) of a batch, scored in one model call."""
+
+    owners: np.ndarray  #: the row each unit belongs to
+    offsets: list[tuple[int, int]]  #: (start, end) of each unit in its row's text
+    scores: np.ndarray  #: float32, one per unit
+
+    def lengths(self) -> np.ndarray:
+        return np.array([end - start for start, end in self.offsets], dtype=np.float64)
+
+    def spans(
+        self, num_rows: int, threshold: float | None = None
+    ) -> list[list[dict[str, float | int]]]:
+        """Each row's units as ``{start, end, score}``, only those scoring at least
+        ``threshold`` when one is given."""
+        spans: list[list[dict[str, float | int]]] = [[] for _ in range(num_rows)]
+        for owner, (start, end), score in zip(self.owners, self.offsets, self.scores, strict=True):
+            if threshold is None or score >= threshold:
+                spans[owner].append({"start": start, "end": end, "score": float(score)})
+        return spans
+
+
+def score_units(
+    texts: Sequence[str | None],
+    rows: np.ndarray,
+    unit: str,
+    score: Callable[[list[str]], np.ndarray],
+) -> UnitScores:
+    """Split the given rows of ``texts`` into units and score all of them in one call.
+
+    ``score`` gets single-line strings (newlines inside a unit become spaces, as fastText
+    needs) and returns one float per string.
+    """
+    owners: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    units: list[str] = []
+    for row in rows:
+        text = texts[row] or ""
+        for start, end in unit_spans(text, unit):
+            owners.append(int(row))
+            offsets.append((start, end))
+            units.append(" ".join(text[start:end].split("\n")))
+    values = score(units) if units else np.zeros(0, dtype=np.float32)
+    return UnitScores(
+        np.asarray(owners, dtype=np.int64), offsets, np.asarray(values, dtype=np.float32)
+    )

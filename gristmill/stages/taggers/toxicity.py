@@ -1,22 +1,29 @@
-"""Toxicity score: column ``toxicity_score``, higher = more toxic.
+"""Toxicity scores: ``toxicity_score`` (higher = more toxic), and hate and NSFW scores.
 
 It stands in for the Perspective API score that Longpre et al. (2023, "A Pretrainer's Guide to
 Training Data") filtered on, which cannot run offline.
 
-Scorers, all offline:
+Scorers of ``toxicity_score``, all offline:
 
-* ``profanity_check`` (default): the linear offensive-language model inside the
-  ``alt-profanity-check`` package. On the held-out Jigsaw + Davidson rows it scores ROC AUC
-  0.99, well above the fastText model we can train from the samples (about 0.72) and above the
-  mean of the two (0.96); ``tests/stages/taggers/test_toxicity_heldout.py`` keeps that measured.
-* ``fasttext``: any fastText model in Dolma's Jigsaw format (``__label__toxic`` or
-  ``__label__nsfw`` against a ``non``-label), read from a local path; the positive label is
-  read from the model. Without a path, the small model trained from the samples is used.
-* ``mean``: the mean of the two.
+* ``mean`` (default): the mean of the two below, an ensemble of two models trained on
+  different data by different methods, so that the quirks of one (tweets for the fastText
+  model, the training sets of the package for the other) weigh half.
+* ``profanity_check``: the linear offensive-language model inside ``alt-profanity-check``.
+  It was trained on the full Davidson and Jigsaw data sets, so its figures on their rows are
+  not held-out figures.
+* ``fasttext``: a fastText model in Dolma's Jigsaw format (``__label__toxic`` or
+  ``__label__nsfw`` against a ``non``-label), the positive label read from the model. Without a
+  path, the bundled model trained on the Jigsaw and Davidson rows outside the held-out slice
+  (``gristmill/models/toxicity_fasttext.yaml``).
+
+``categories: true`` (default) also writes ``toxicity_hate_score`` and ``toxicity_nsfw_score``
+from the two bundled fastText models trained the same way (hate speech; obscene or sexual
+language), Dolma's two Jigsaw models. Held-out figures of every model: ``docs/toxicity.md``.
 
 ``unit: sentence`` scores every sentence, as Dolma does, and also writes ``toxicity_spans``:
-``[start, end, score]`` of the sentences scoring at least ``span_threshold``; the document's
-score is then its most toxic sentence. Dropping is another stage's job (``score_filter``).
+``[start, end, score]`` of the sentences whose ``toxicity_score`` is at least
+``span_threshold``; each document score is then its most toxic sentence's. The
+``toxic_spans`` refiner removes those spans; dropping documents is ``score_filter``'s job.
 """
 
 from __future__ import annotations
@@ -39,29 +46,46 @@ from gristmill.models.fasttext_model import (
     prepare_texts,
     strip_label,
 )
-from gristmill.stages.taggers.scoring import bundled_model, count_scores, has_text, set_columns
-from gristmill.stages.taggers.sentences import sentence_spans
+from gristmill.stages.taggers.scoring import (
+    SPAN_TYPE,
+    bundled_model,
+    count_scores,
+    has_text,
+    score_units,
+    set_columns,
+)
 
 TOXICITY_SCORE = "toxicity_score"
 TOXICITY_SPANS = "toxicity_spans"
+HATE_SCORE = "toxicity_hate_score"
+NSFW_SCORE = "toxicity_nsfw_score"
 DEFAULT_FASTTEXT_MODEL = "toxicity_fasttext.ftz"
-SPAN_TYPE = pa.list_(
-    pa.struct([("start", pa.int32()), ("end", pa.int32()), ("score", pa.float32())])
-)
+DEFAULT_HATE_MODEL = "toxicity_hate.ftz"
+DEFAULT_NSFW_MODEL = "toxicity_nsfw.ftz"
+__all__ = ["SPAN_TYPE", "TOXICITY_SCORE", "TOXICITY_SPANS", "ToxicityScorer"]
 
 Scorer = Callable[[Sequence[str]], np.ndarray]
 
 
 class ToxicityParams(StageParams):
     model: Literal["profanity_check", "fasttext", "mean"] = Field(
-        "profanity_check",
-        description="profanity_check (bundled linear model, best on held-out data), fasttext "
-        "(a Dolma-Jigsaw-style model), or the mean of both",
+        "mean",
+        description="mean (ensemble of the two), profanity_check (alt-profanity-check's linear "
+        "model) or fasttext (a Dolma-Jigsaw-style model)",
     )
     model_path: str | None = Field(
         None,
-        description="fastText model for model=fasttext/mean; default: the small one trained "
-        "from data_samples/",
+        description="fastText model for model=fasttext/mean; default: the bundled one trained "
+        "on labelled Jigsaw and Davidson rows",
+    )
+    categories: bool = Field(
+        True, description="also write toxicity_hate_score and toxicity_nsfw_score"
+    )
+    hate_model_path: str | None = Field(
+        None, description="fastText hate-speech model; default: the bundled toxicity_hate.ftz"
+    )
+    nsfw_model_path: str | None = Field(
+        None, description="fastText NSFW model; default: the bundled toxicity_nsfw.ftz"
     )
     label: str | None = Field(
         None,
@@ -110,8 +134,10 @@ def profanity_scorer() -> Scorer:
     return score
 
 
-def fasttext_scorer(path: str | None, label: str | None) -> Scorer:
-    model = FastTextModel.load(path or bundled_model(DEFAULT_FASTTEXT_MODEL))
+def fasttext_scorer(
+    path: str | None, label: str | None, default: str = DEFAULT_FASTTEXT_MODEL
+) -> Scorer:
+    model = FastTextModel.load(path or bundled_model(default))
     chosen = positive_label(model, label)
     model.label_probability([], chosen)
 
@@ -123,7 +149,8 @@ def fasttext_scorer(path: str | None, label: str | None) -> Scorer:
 
 @register_stage
 class ToxicityScorer(Stage):
-    """Adds toxicity_score (higher = more toxic); sentence mode also adds toxicity_spans.
+    """Adds toxicity_score (higher = more toxic), toxicity_hate_score and
+    toxicity_nsfw_score (categories); sentence mode also adds toxicity_spans.
 
     Null, empty or whitespace-only text scores 0 (and has no spans).
     """
@@ -133,9 +160,12 @@ class ToxicityScorer(Stage):
     params: ToxicityParams
     requires = (columns.TEXT,)
     _scorer: Scorer | None = None
+    _categories: tuple[Scorer, Scorer] | None = None
 
     def produced_fields(self) -> tuple[pa.Field, ...]:
         fields = [pa.field(TOXICITY_SCORE, pa.float32())]
+        if self.params.categories:
+            fields += [pa.field(HATE_SCORE, pa.float32()), pa.field(NSFW_SCORE, pa.float32())]
         if self.params.unit == "sentence":
             fields.append(pa.field(TOXICITY_SPANS, SPAN_TYPE))
         return tuple(fields)
@@ -143,6 +173,11 @@ class ToxicityScorer(Stage):
     def setup(self) -> None:
         if self._scorer is not None:
             return
+        if self.params.categories:
+            self._categories = (
+                fasttext_scorer(self.params.hate_model_path, None, DEFAULT_HATE_MODEL),
+                fasttext_scorer(self.params.nsfw_model_path, None, DEFAULT_NSFW_MODEL),
+            )
         model = self.params.model
         if model == "profanity_check":
             self._scorer = profanity_scorer()
@@ -155,19 +190,27 @@ class ToxicityScorer(Stage):
 
     def teardown(self) -> None:
         self._scorer = None
+        self._categories = None
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Document scores of plain strings (newlines already replaced)."""
+        """toxicity_score of plain strings (newlines already replaced)."""
         self.setup()
         assert self._scorer is not None
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
-        return np.clip(self._scorer(texts), 0.0, 1.0).astype(np.float32)
+        return _clipped(self._scorer, texts)
+
+    def category_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(hate, NSFW) scores of plain strings (newlines already replaced)."""
+        self.setup()
+        if self._categories is None:
+            raise ConfigError("toxicity: categories is off, so no hate or NSFW model is loaded")
+        hate, nsfw = self._categories
+        return _clipped(hate, texts), _clipped(nsfw, texts)
 
     def process(self, batch: pa.Table) -> pa.Table:
         column = batch.column(columns.TEXT)
         rows = np.flatnonzero(has_text(column))
-        scores = np.zeros(batch.num_rows, dtype=np.float32)
+        columns_out = 3 if self.params.categories else 1
+        scores = np.zeros((columns_out, batch.num_rows), dtype=np.float32)
         if self.params.unit == "document":
             texts = prepare_texts(
                 column,
@@ -177,39 +220,46 @@ class ToxicityScorer(Stage):
             # Only fastText reads newlines as spaces by itself; the other scorers get lines.
             lines = texts.to_pylist()
             replacement = self.params.newline_replacement
-            scores[rows] = self.score_texts([one_line(lines[i], replacement) for i in rows])
-            values: list[pa.Array] = [pa.array(scores, pa.float32())]
+            scores[:, rows] = self._score_all([one_line(lines[i], replacement) for i in rows])
+            values = [pa.array(row, pa.float32()) for row in scores]
         else:
             spans = self._score_sentences(column, rows, scores)
-            values = [pa.array(scores, pa.float32()), pa.array(spans, SPAN_TYPE)]
-        count_scores(self.stats, TOXICITY_SCORE, scores)
+            values = [pa.array(row, pa.float32()) for row in scores]
+            values.append(pa.array(spans, SPAN_TYPE))
+        count_scores(self.stats, TOXICITY_SCORE, scores[0])
         return set_columns(batch, self.produced_fields(), values)
+
+    def _score_all(self, texts: list[str]) -> np.ndarray:
+        """Every score this stage writes, one row each (toxicity, then hate and NSFW)."""
+        if not self.params.categories:
+            return self.score_texts(texts)[None, :]
+        return np.stack([self.score_texts(texts), *self.category_scores(texts)])
 
     def _score_sentences(
         self, column: pa.Array | pa.ChunkedArray, rows: np.ndarray, scores: np.ndarray
     ) -> list[list[dict[str, float | int]]]:
         """Score every sentence of the batch in one call; fill ``scores`` with each
         document's maximum and return each document's spans above the threshold."""
-        # Spans are offsets into the text as stored, so it is not rewritten here.
+        # Spans are offsets into the text as stored, so it is only cut, never rewritten.
         if self.params.max_chars is not None:
             column = pc.utf8_slice_codeunits(column, 0, self.params.max_chars)
         texts = column.to_pylist()
-        owners: list[int] = []
-        offsets: list[tuple[int, int]] = []
-        sentences: list[str] = []
-        for row in rows:
-            text = texts[row] or ""
-            for start, end in sentence_spans(text):
-                owners.append(int(row))
-                offsets.append((start, end))
-                sentences.append(text[start:end])
-        sentence_scores = self.score_texts(sentences)
-        spans: list[list[dict[str, float | int]]] = [[] for _ in range(len(texts))]
-        if sentence_scores.size:
-            np.maximum.at(scores, np.asarray(owners), sentence_scores)
-        threshold = self.params.span_threshold
-        for owner, (start, end), score in zip(owners, offsets, sentence_scores, strict=True):
-            if score >= threshold:
-                spans[owner].append({"start": start, "end": end, "score": float(score)})
-        self.stats.count("sentences_scored", len(sentences))
-        return spans
+        # score_units wants toxicity_score per sentence; the category scores come with it.
+        every_score: list[np.ndarray] = []
+
+        def toxicity(lines: list[str]) -> np.ndarray:
+            every_score.append(self._score_all(lines))
+            return every_score[0][0]
+
+        units = score_units(texts, rows, "sentence", toxicity)
+        if every_score:
+            for kind, unit_scores in enumerate(every_score[0]):
+                np.maximum.at(scores[kind], units.owners, unit_scores)
+        self.stats.count("sentences_scored", len(units.offsets))
+        return units.spans(len(texts), self.params.span_threshold)
+
+
+def _clipped(scorer: Scorer, texts: Sequence[str]) -> np.ndarray:
+    if not texts:
+        return np.zeros(0, dtype=np.float32)
+    return np.clip(scorer(texts), 0.0, 1.0).astype(np.float32)

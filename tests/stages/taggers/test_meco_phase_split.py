@@ -61,6 +61,34 @@ def test_prefix_bytes_are_mecos_template() -> None:
     )
 
 
+def test_host_case_lowercased_by_default_or_as_written() -> None:
+    """MeCo's code keeps the host as the URL writes it; gristmill lowercases unless asked."""
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "text": ["x", "y", "z"],
+            "url": [
+                "https://EN.Wikipedia.org/wiki/X",
+                "https://en.wikipedia.org/wiki/Y",
+                "http://WWW.Example.COM:8080/z",
+            ],
+        }
+    )
+    lower = MecoConditioner(cooldown_fraction=0.0).process(table)
+    assert lower.column("meco_value").to_pylist() == [
+        "en.wikipedia.org", "en.wikipedia.org", "www.example.com"
+    ]  # fmt: skip
+    written = MecoConditioner(cooldown_fraction=0.0, host_case="as_written").process(table)
+    assert written.column("meco_prefix").to_pylist() == [
+        "URL: EN.Wikipedia.org\n\n", "URL: en.wikipedia.org\n\n", "URL: WWW.Example.COM\n\n"
+    ]  # fmt: skip
+    hashed = MecoConditioner(
+        metadata_type="hashed", cooldown_fraction=0.0, host_case="as_written"
+    ).process(table)
+    first, second, _ = hashed.column("meco_value").to_pylist()
+    assert first != second  # as written, the two cases are two sources
+
+
 def test_topic_prefix_and_braces_in_values_are_kept() -> None:
     table = pa.table({"id": ["a", "b"], "text": ["x", "y"], "topic": ["{food} blog", None]})
     out = MecoConditioner(metadata_type="topic", cooldown_fraction=0.0).process(table)

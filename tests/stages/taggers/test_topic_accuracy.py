@@ -1,116 +1,164 @@
-"""Zero-shot topic accuracy on a labelled set built from real data whose topic is known by its
-source, printed, with a floor; and the tagger's handling of empty input and bad topic files.
+"""Topic accuracy on a held-out set of real documents labelled by reading, printed, with a floor;
+the head's recipe reproduces the shipped head; and the tagger's handling of empty input, bad
+topic or head files and its generate mode.
 
-The labelled set: arXiv → science, Spanish Stack Overflow and MT-Bench coding → computing,
-USPTO → patents & engineering, NIH grant abstracts → health & medicine, GSM8K test questions
-and MT-Bench math → mathematics, Shakespeare and Alice in Wonderland passages → literature,
-the US Constitution → law & government. The tagger is not trained on anything; GSM8K and
-MT-Bench are used to evaluate only, and are not in data_samples.
+The sets (``tests/data/topic/``, built by ``scripts/build_topic_sets.py``, described in
+``tests/data/SOURCES.md``): 1,024 training documents (C4 web pages, other halves of the
+specialised files, GSM8K rows 100-139, HumanEval prompts, later Shakespeare plays) and 546
+held-out ones (DCLM and HPLT web pages, cc_net, RedPajama, arXiv, USPTO, NIH, GSM8K rows 0-29,
+MT-Bench, Spanish Stack Overflow, Alice, Coriolanus, the Constitution's later articles, WikiText
+articles), every one given one of the 18 topics of ``gristmill/templates/topics.yaml`` by a
+person who read it. No held-out text is in the training set (checked below).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import sys
 import tomllib
 from collections import Counter, defaultdict
 from fnmatch import fnmatch
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 import gristmill
 from gristmill.errors import ConfigError
 from gristmill.stages.taggers.topic import DEFAULT_TOPICS, TopicTagger, clean_phrase, load_topics
+from gristmill.stages.taggers.topic_static import DEFAULT_HEAD, TopicHead
 
-#: Measured 0.758 on the 149 documents from tests/data (0.779 with the whole of Tiny
-#: Shakespeare, whose passages are spread over the book; the slice holds its first 5,000 lines).
-ACCURACY_FLOOR = 0.70
+#: Held-out accuracy of the static head, measured 0.683 on the 546 documents (the issue asked
+#: for 0.85; docs/topic.md says why this set does not reach it and what would).
+STATIC_FLOOR = 0.65
+#: MiniLM zero-shot on the same set, measured 0.540 (slow: about 20 s on two cores).
+ZERO_SHOT_FLOOR = 0.50
 
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _passages(path: Path, count: int, lines: int) -> list[str]:
-    """``count`` passages of ``lines`` non-empty lines, spread over the book."""
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    step = max(lines, len(kept) // count)
-    return ["\n".join(kept[i : i + lines]) for i in range(step, step * (count + 1), step)][:count]
+REPO = Path(__file__).resolve().parents[3]
 
 
-def labelled_set(data: Path) -> list[tuple[str, str, str]]:
-    """(group, text, expected topic) rows."""
-    src, queries = data / "sources", data / "queries"
-    rows: list[tuple[str, str, str]] = []
-    rows += [("arxiv", r["text"], "science") for r in _jsonl(src / "dj_arxiv.jsonl")]
-    rows += [
-        ("stackoverflow_es", r["text"], "computing")
-        for r in _jsonl(src / "dj_stack_exchange.jsonl")[:25]
-    ]
-    rows += [
-        ("uspto", r["text"], "patents & engineering")
-        for r in _jsonl(src / "dj_the-pile-uspto-refined.jsonl")
-    ]
-    rows += [
-        ("nih", r["text"], "health & medicine")
-        for r in _jsonl(src / "dj_the-pile-nih-refined.jsonl")
-    ]
-    rows += [("gsm8k", r["question"], "mathematics") for r in _jsonl(src / "gsm8k_test.jsonl")[:30]]
-    mt_bench = {"coding": "computing", "math": "mathematics"}
-    rows += [
-        (f"mt_bench_{r['category']}", r["turns"][0], mt_bench[r["category"]])
-        for r in _jsonl(queries / "mt_bench_questions.jsonl")
-        if r["category"] in mt_bench
-    ]
-    rows += [
-        ("shakespeare", text, "literature")
-        for text in _passages(src / "books_tinyshakespeare.txt", 25, 12)
-    ]
-    rows += [
-        ("alice", text, "literature")
-        for text in _passages(src / "books_gutenberg_11_alice_in_wonderland.txt", 10, 12)
-    ]
-    rows += [
-        ("constitution", text, "law & government")
-        for text in _passages(src / "legal_us_constitution.txt", 8, 6)
-    ]
-    return rows
+def read_set(data: Path, name: str) -> list[dict[str, str]]:
+    with gzip.open(data / "topic" / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def accuracy_report(rows: list[dict[str, str]], predicted: list[str], mode: str) -> float:
+    """Print accuracy per origin file and per topic, and return the overall accuracy."""
+    by_file: dict[str, Counter[bool]] = defaultdict(Counter)
+    by_topic: dict[str, Counter[bool]] = defaultdict(Counter)
+    for row, got in zip(rows, predicted, strict=True):
+        by_file[Path(row["file"]).name][got == row["topic"]] += 1
+        by_topic[row["topic"]][got == row["topic"]] += 1
+    for name, counts in [*sorted(by_file.items()), *sorted(by_topic.items())]:
+        print(f"  {name:45s} {counts[True]:3d}/{counts[True] + counts[False]:3d}")
+    accuracy = sum(c[True] for c in by_file.values()) / len(rows)
+    print(f"topic accuracy ({mode}): {accuracy:.3f} on {len(rows)} held-out labelled documents")
+    return accuracy
 
 
 @pytest.fixture(scope="module")
-def tagger() -> TopicTagger:
-    stage = TopicTagger(threads=2)
+def static_tagger() -> TopicTagger:
+    stage = TopicTagger()
     stage.setup()
     return stage
 
 
-@pytest.mark.slow
-def test_topic_accuracy_on_labelled_real_data(tagger: TopicTagger, data_dir: Path) -> None:
-    rows = labelled_set(data_dir)
-    out = tagger.process(pa.table({"text": [text for _, text, _ in rows]}))
-    predicted = out.column("topic").to_pylist()
-    per_group: dict[str, Counter[bool]] = defaultdict(Counter)
-    for (group, _, expected), got in zip(rows, predicted, strict=True):
-        per_group[group][got == expected] += 1
-    correct = sum(c[True] for c in per_group.values())
-    accuracy = correct / len(rows)
-    for group, counts in sorted(per_group.items()):
-        print(f"  {group:20s} {counts[True]:3d}/{counts[True] + counts[False]:3d}")
-    print(f"topic accuracy: {accuracy:.3f} on {len(rows)} labelled docs (floor {ACCURACY_FLOOR})")
-    assert accuracy >= ACCURACY_FLOOR
-    scores = out.column("topic_score").to_pylist()
-    assert all(-1.0 <= s <= 1.0 for s in scores)
+def test_static_topic_accuracy_on_held_out_set(static_tagger: TopicTagger, data_dir: Path) -> None:
+    rows = read_set(data_dir, "eval")
+    assert len(rows) >= 300
+    assert {row["topic"] for row in rows} == {name for name, _ in load_topics()}
+    out = static_tagger.process(pa.table({"text": [row["text"] for row in rows]}))
+    accuracy = accuracy_report(rows, out.column("topic").to_pylist(), "static")
+    print(f"(floor {STATIC_FLOOR})")
+    assert accuracy >= STATIC_FLOOR
+    scores = np.array(out.column("topic_score").to_pylist())
+    assert ((scores > 0) & (scores <= 1)).all()
 
 
 @pytest.mark.slow
-def test_empty_null_and_huge_documents(tagger: TopicTagger) -> None:
+def test_zero_shot_topic_accuracy_on_held_out_set(data_dir: Path) -> None:
+    rows = read_set(data_dir, "eval")
+    stage = TopicTagger(mode="zero_shot", threads=2)
+    stage.setup()
+    out = stage.process(pa.table({"text": [row["text"] for row in rows]}))
+    accuracy = accuracy_report(rows, out.column("topic").to_pylist(), "zero_shot MiniLM")
+    assert accuracy >= ZERO_SHOT_FLOOR
+
+
+def test_training_and_held_out_sets_do_not_overlap(data_dir: Path) -> None:
+    train, held_out = read_set(data_dir, "train"), read_set(data_dir, "eval")
+    assert len(train) >= 1000
+    assert not {row["text"] for row in train} & {row["text"] for row in held_out}
+    assert not {row["id"] for row in train} & {row["id"] for row in held_out}
+    web = {"olmo_c4-en_sample_1000.json.gz"}
+    assert {Path(row["file"]).name for row in train if row["file"].startswith("web/")} == web
+    assert not any(Path(row["file"]).name in web for row in held_out)
+
+
+def test_shipped_head_is_what_its_recipe_trains() -> None:
+    """scripts/train_topic_head.py on tests/data/topic/train.jsonl.gz gives the bundled head."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import train_topic_head
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    shipped = TopicHead.load()
+    rebuilt = train_topic_head.train()
+    assert rebuilt.labels == shipped.labels == [name for name, _ in load_topics()]
+    assert rebuilt.max_tokens == shipped.max_tokens
+    np.testing.assert_allclose(rebuilt.weights, shipped.weights, atol=1e-3)
+    np.testing.assert_allclose(rebuilt.bias, shipped.bias, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["static", pytest.param("zero_shot", marks=pytest.mark.slow)])
+def test_empty_null_and_huge_documents(mode: str) -> None:
+    stage = TopicTagger(mode=mode)
+    stage.setup()
     table = pa.table({"id": ["a", "b", "c", "d"], "text": [None, "", "   ", "word " * 2_000_000]})
-    out = tagger.process(table)
+    out = stage.process(table)
     assert out.column("topic").to_pylist()[:3] == [None, None, None]
     assert out.column("topic")[3].as_py() is not None
     assert out.column("topic_score").to_pylist()[:3] == [None, None, None]
+
+
+def test_min_score_turns_unsure_rows_into_other(static_tagger: TopicTagger) -> None:
+    texts = ["Preheat the oven, mix flour, butter and sugar, and bake the cake.", "ok"]
+    sure = static_tagger.process(pa.table({"text": texts}))
+    unsure = TopicTagger(min_score=0.99)
+    unsure.setup()
+    out = unsure.process(pa.table({"text": texts}))
+    assert sure.column("topic").to_pylist()[0] == "food & drink"
+    assert out.column("topic").to_pylist() == ["other", "other"]
+    assert out.column("topic_score").to_pylist() == sure.column("topic_score").to_pylist()
+
+
+def test_topics_feed_meco_topic_conditioning(static_tagger: TopicTagger) -> None:
+    """MeCo's topic prefix reads the ``topic`` column as the static mode writes it."""
+    from gristmill.stages.taggers.meco import MecoConditioner
+
+    texts = ["Preheat the oven, mix flour, butter and sugar, and bake the cake.", None]
+    tagged = static_tagger.process(pa.table({"id": ["a", "b"], "text": texts}))
+    out = MecoConditioner(metadata_type="topic", cooldown_fraction=0.0).process(tagged)
+    assert out.column("meco_prefix").to_pylist() == ["Topic: food & drink\n\n", None]
+
+
+def test_head_files_and_options_are_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "head.npz"
+    bad.write_bytes(b"not a numpy file")
+    with pytest.raises(ConfigError, match="not a topic head file"):
+        TopicHead.load(bad)
+    head = TopicHead.load()
+    other = TopicHead(head.weights, head.bias, head.labels, "minilm", head.max_tokens)
+    other.save(tmp_path / "minilm.npz")
+    with pytest.raises(ConfigError, match="trained on 'minilm' embeddings"):
+        TopicHead.load(tmp_path / "minilm.npz")
+    with pytest.raises(ConfigError, match="mode zero_shot"):
+        TopicTagger(topics="my_topics.yaml")
+    with pytest.raises(ConfigError, match="head is for mode static"):
+        TopicTagger(mode="zero_shot", head="h.npz")
 
 
 def test_topic_files_are_checked(tmp_path: Path) -> None:
@@ -125,13 +173,14 @@ def test_topic_files_are_checked(tmp_path: Path) -> None:
         TopicTagger(mode="generate")
 
 
-def test_default_topics_ship_with_the_package() -> None:
-    """The default list is package data found by importlib.resources, not a path into the repo,
-    so a wheel or non-editable install has it; the root templates/ keeps no copy to drift."""
+def test_default_topics_and_head_ship_with_the_package() -> None:
+    """The default list and head are package data found by importlib.resources, not paths into
+    the repo, so a wheel or non-editable install has them; the root templates/ keeps no copy."""
     packaged = resources.files("gristmill.templates").joinpath("topics.yaml")
     assert packaged.is_file() and packaged == DEFAULT_TOPICS
     package_dir = Path(gristmill.__file__).resolve().parent
     assert Path(str(DEFAULT_TOPICS)).resolve() == package_dir / "templates" / "topics.yaml"
+    assert Path(str(DEFAULT_HEAD)).resolve() == package_dir / "models" / "topic_head.npz"
     assert load_topics() == load_topics(package_dir / "templates" / "topics.yaml")
     root = package_dir.parent
     assert not (root / "templates" / "topics.yaml").exists()
@@ -142,6 +191,8 @@ def test_default_topics_ship_with_the_package() -> None:
     assert any(fnmatch("topics.yaml", pattern) for pattern in patterns), (
         "pyproject.toml must list gristmill.templates *.yaml as package data"
     )
+    model_patterns = package_data.get("gristmill.models", [])
+    assert any(fnmatch("topic_head.npz", pattern) for pattern in model_patterns)
 
 
 def test_generated_phrases_are_cleaned() -> None:

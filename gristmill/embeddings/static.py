@@ -1,0 +1,76 @@
+"""A static token-embedding encoder: WordLlama's table, shipped inside the ``wordllama`` wheel.
+
+Each token's vector is a row of a 32,000 x 256 table (distilled from large LLMs' input
+embeddings), so a token's "state" does not depend on its neighbours: no attention, no matrix
+multiply per layer, tens of times faster than MiniLM on a CPU. Gaussian pooling still works on
+it (a window average of static vectors is a bag of the window's words); what it loses in
+accuracy against MiniLM is measured on the check set (``docs/fineinstructions.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from gristmill.embeddings.base import Encoder, TokenStates
+from gristmill.errors import ConfigError
+
+#: The wordllama package's default model: its table and tokenizer are package data.
+WEIGHTS = "weights/l2_supercat_256.safetensors"
+TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
+DEFAULT_MAX_TOKENS = 512
+
+
+@lru_cache(maxsize=1)
+def wordllama_table() -> tuple[np.ndarray, Any]:
+    """WordLlama's token table (float32) and its tokenizer, read from the installed package
+    once per process. We read the two files ourselves: ``WordLlama.load`` looks for a cache
+    and may try the network first. (``stages/taggers/topic_static.py`` reads the same files
+    for the topic tagger; it could share this loader.)"""
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    try:
+        root = resources.files("wordllama")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "the static encoder's table comes from the package wordllama, which is not "
+            "installed; install it or use backend: minilm"
+        ) from None
+    weights, config = root.joinpath(WEIGHTS), root.joinpath(TOKENIZER)
+    if not weights.is_file() or not config.is_file():
+        raise ConfigError(f"the wordllama package has no {WEIGHTS} / {TOKENIZER}: reinstall it")
+    table = load_file(str(weights))["embedding.weight"].astype(np.float32)
+    tokenizer = Tokenizer.from_file(str(config))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return table, tokenizer
+
+
+class StaticEncoder(Encoder):
+    """Token states looked up in a static table; special tokens (BOS) are not added."""
+
+    def __init__(self, *, batch_size: int = 256, max_tokens: int | None = None) -> None:
+        self.table, self.tokenizer = wordllama_table()
+        self.dim = int(self.table.shape[1])
+        self.max_tokens = max_tokens or DEFAULT_MAX_TOKENS
+        self.batch_size = batch_size
+        self.name = f"static:wordllama/{WEIGHTS}"
+
+    def _ids(self, text: str) -> np.ndarray:
+        ids = self.tokenizer.encode(self.clip(text), add_special_tokens=False).ids
+        return np.asarray(ids[: self.max_tokens], dtype=np.int64)
+
+    def token_states(self, texts: Sequence[str]) -> TokenStates:
+        ids = [self._ids(t) for t in texts]
+        longest = max((len(i) for i in ids), default=0)
+        states = np.zeros((len(ids), longest, self.dim), dtype=np.float32)
+        mask = np.zeros((len(ids), longest), dtype=bool)
+        for row, tokens in enumerate(ids):
+            states[row, : len(tokens)] = self.table[tokens]
+            mask[row, : len(tokens)] = True
+        return TokenStates(states, mask)

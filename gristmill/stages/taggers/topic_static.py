@@ -1,0 +1,151 @@
+"""The parts of the ``static`` topic mode: a static token-embedding encoder and a linear head.
+
+Why static: a transformer encoder (MiniLM) runs at tens of documents per second on a CPU core
+and was most of the default pipeline's time. A static encoder looks each token up in a table
+and averages the rows, so a document costs a tokenizer pass and one gather (thousands of
+documents per second), and the result of a row never depends on its batch.
+
+The table is WordLlama's ``l2_supercat`` 256-dimensional token embeddings (Llama-2 vocabulary,
+MIT licence), which ship inside the ``wordllama`` wheel with their tokenizer. We read the two
+files ourselves (``safetensors`` and ``tokenizers``) instead of calling ``WordLlama.load``,
+whose loader looks for a cache and may try the network first.
+
+A static average has no notion of our topics by itself (zero-shot nearest-description on it
+scored 0.51 on the held-out set), so a linear softmax head trained on labelled documents
+(``scripts/train_topic_head.py``, stored as ``gristmill/models/topic_head.npz``) maps the
+embedding to a topic; see ``docs/topic.md`` for the measured accuracy of each mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from gristmill.errors import ConfigError
+
+#: The wordllama package data used: the token table and the tokenizer that goes with it.
+WEIGHTS = "weights/l2_supercat_256.safetensors"
+TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
+ENCODER_NAME = "wordllama/l2_supercat_256"
+#: The head bundled with gristmill (package data, found without a path into the repository).
+DEFAULT_HEAD = resources.files("gristmill.models").joinpath("topic_head.npz")
+#: Characters kept per token before tokenising: tokenising a 10 MB document to keep its first
+#: few hundred tokens would cost more than the rest of the stage.
+CHARS_PER_TOKEN = 8
+
+
+class StaticEncoder:
+    """Mean of WordLlama token vectors over a document's first ``max_tokens`` tokens, L2-normed."""
+
+    def __init__(self, table: np.ndarray, tokenizer: object) -> None:
+        self.table = table
+        self.tokenizer = tokenizer
+        self.dim = int(table.shape[1])
+
+    def embed(self, texts: list[str], max_tokens: int) -> np.ndarray:
+        cut = max_tokens * CHARS_PER_TOKEN
+        encodings = self.tokenizer.encode_batch(  # type: ignore[attr-defined]
+            [text[:cut] for text in texts], add_special_tokens=False
+        )
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            ids = encoding.ids[:max_tokens]
+            if ids:
+                vectors[row] = self.table[ids].mean(axis=0)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+
+@lru_cache(maxsize=1)
+def load_static_encoder() -> StaticEncoder:
+    """WordLlama's table and tokenizer from the installed ``wordllama`` package (once)."""
+    try:
+        root = resources.files("wordllama")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "the topic tagger's static mode reads its token table from the package wordllama, "
+            "which is not installed; install it, or use mode: zero_shot"
+        ) from None
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    weights, tokenizer_file = root.joinpath(WEIGHTS), root.joinpath(TOKENIZER)
+    if not weights.is_file() or not tokenizer_file.is_file():
+        raise ConfigError(f"the wordllama package has no {WEIGHTS} / {TOKENIZER}: reinstall it")
+    tables = load_file(str(weights))
+    table = np.ascontiguousarray(next(iter(tables.values())), dtype=np.float32)
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return StaticEncoder(table, tokenizer)
+
+
+class TopicHead:
+    """A linear softmax classifier over document embeddings: ``softmax(x @ W.T + b)``.
+
+    Stored as ``.npz`` of plain arrays (``weights``, ``bias``, ``labels``, ``encoder``,
+    ``max_tokens``), read with ``allow_pickle=False``: a head file is data, never code.
+    """
+
+    def __init__(
+        self,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        labels: list[str],
+        encoder: str,
+        max_tokens: int,
+    ) -> None:
+        if weights.ndim != 2 or weights.shape[0] != len(labels) or bias.shape != (len(labels),):
+            raise ValueError("expected one weight row and one bias per label")
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.labels = list(labels)
+        self.encoder = encoder
+        self.max_tokens = int(max_tokens)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> TopicHead:
+        source = Path(path) if path else DEFAULT_HEAD
+        try:
+            with source.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+                head = cls(
+                    data["weights"],
+                    data["bias"],
+                    [str(label) for label in data["labels"]],
+                    str(data["encoder"]),
+                    int(data["max_tokens"]),
+                )
+        except (OSError, KeyError, ValueError) as error:
+            raise ConfigError(f"{source}: not a topic head file ({error})") from None
+        if head.encoder != ENCODER_NAME:
+            raise ConfigError(
+                f"{source}: the head was trained on {head.encoder!r} embeddings, "
+                f"the static mode computes {ENCODER_NAME!r}"
+            )
+        return head
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(
+                handle,
+                weights=self.weights,
+                bias=self.bias,
+                labels=np.array(self.labels, dtype=np.str_),
+                encoder=np.array(self.encoder, dtype=np.str_),
+                max_tokens=np.array(self.max_tokens, dtype=np.int64),
+            )
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = vectors @ self.weights.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def fingerprint(self) -> str:
+        """A short hash of the weights, for run reports and reproducibility checks."""
+        digest = hashlib.sha256(self.weights.tobytes() + self.bias.tobytes())
+        return digest.hexdigest()[:12]

@@ -1,0 +1,81 @@
+"""Encoders behind one interface: the packaged MiniLM, the WordLlama table, and a local
+transformers folder in the released retrieval encoder's architecture (a tiny XLM-R built here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from gristmill.core.phase import run_in_memory
+from gristmill.embeddings import EncoderConfig, create_encoder, load_encoder, mean_pool
+from gristmill.errors import ConfigError
+from gristmill.instructions.match import FI_MATCHES, TemplateMatch
+
+TEXTS = [
+    "The rainbow is caused by refraction of sunlight in water droplets.",
+    "A patent for a clock timer with a vibrating balance.",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    from support.tiny_encoder import build_tiny_xlmr
+
+    return build_tiny_xlmr(tmp_path_factory.mktemp("tiny_xlmr"))
+
+
+def test_minilm_matches_its_own_sentence_transformers_pooling() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from gristmill.embeddings.transformers import minilm_path
+
+    encoder = load_encoder(EncoderConfig(backend="minilm"))
+    assert encoder.dim == 384 and encoder.max_tokens == 256
+    ours = encoder.encode(TEXTS[:2])
+    reference = SentenceTransformer(minilm_path(), device="cpu", local_files_only=True).encode(
+        TEXTS[:2], normalize_embeddings=True
+    )
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_static_encoder_states_are_table_rows_and_empty_text_is_zero() -> None:
+    encoder = create_encoder(EncoderConfig(backend="static"))
+    tokens = encoder.token_states(TEXTS)
+    assert tokens.states.shape[0] == 3 and tokens.states.shape[2] == encoder.dim == 256
+    assert not tokens.mask[2].any()  # no BOS or other special token counts
+    vectors = mean_pool(tokens)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, atol=1e-6)
+    assert not vectors[2].any()
+    assert vectors[0] @ vectors[1] < 0.5
+
+
+def test_a_local_xlmr_folder_encodes_and_matches(tiny_xlmr: Path, tmp_path: Path) -> None:
+    config = EncoderConfig(backend="transformers", path=str(tiny_xlmr), max_tokens=64)
+    encoder = create_encoder(config)
+    assert encoder.dim == 128 and encoder.max_tokens == 64
+    long = " ".join(TEXTS[:2]) * 40
+    tokens = encoder.token_states([long, TEXTS[0]])
+    assert tokens.states.shape[:2] == tokens.mask.shape and tokens.mask.sum(1)[0] == 64
+    table = pa.table({"text": [long, TEXTS[0], None]})
+    stage = TemplateMatch(
+        encoder=config.model_dump(), index_dir=str(tmp_path / "idx"), threshold=-1.0
+    )
+    assert TemplateMatch(encoder=config.model_dump()).threshold == 0.865  # the paper's
+    stage.use_phase_result(run_in_memory(stage.corpus_phase(), [table]))
+    stage.setup()
+    out = stage.process(table).column(FI_MATCHES).to_pylist()
+    assert [len(m) for m in out] == [6, 6, 0]
+    json.dumps(out)
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot load an encoder"):
+        create_encoder(EncoderConfig(backend="transformers", path=str(tmp_path / "nope")))
+    with pytest.raises(ConfigError, match="needs path"):
+        create_encoder(EncoderConfig(backend="transformers"))
