@@ -29,8 +29,8 @@ DEFAULT_MAX_TOKENS = 512
 def wordllama_table() -> tuple[np.ndarray, Any]:
     """WordLlama's token table (float32) and its tokenizer, read from the installed package
     once per process. We read the two files ourselves: ``WordLlama.load`` looks for a cache
-    and may try the network first. (``stages/taggers/topic_static.py`` reads the same files
-    for the topic tagger; it could share this loader.)"""
+    and may try the network first. The topic tagger's static mode reads them through here
+    too."""
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 

@@ -25,11 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gristmill.embeddings.static import wordllama_table
 from gristmill.errors import ConfigError
 
-#: The wordllama package data used: the token table and the tokenizer that goes with it.
-WEIGHTS = "weights/l2_supercat_256.safetensors"
-TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 ENCODER_NAME = "wordllama/l2_supercat_256"
 #: The head bundled with gristmill (package data, found without a path into the repository).
 DEFAULT_HEAD = resources.files("gristmill.models").joinpath("topic_head.npz")
@@ -62,25 +60,9 @@ class StaticEncoder:
 
 @lru_cache(maxsize=1)
 def load_static_encoder() -> StaticEncoder:
-    """WordLlama's table and tokenizer from the installed ``wordllama`` package (once)."""
-    try:
-        root = resources.files("wordllama")
-    except ModuleNotFoundError:
-        raise ConfigError(
-            "the topic tagger's static mode reads its token table from the package wordllama, "
-            "which is not installed; install it, or use mode: zero_shot"
-        ) from None
-    from safetensors.numpy import load_file
-    from tokenizers import Tokenizer
-
-    weights, tokenizer_file = root.joinpath(WEIGHTS), root.joinpath(TOKENIZER)
-    if not weights.is_file() or not tokenizer_file.is_file():
-        raise ConfigError(f"the wordllama package has no {WEIGHTS} / {TOKENIZER}: reinstall it")
-    tables = load_file(str(weights))
-    table = np.ascontiguousarray(next(iter(tables.values())), dtype=np.float32)
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
+    """WordLlama's table and tokenizer from the installed ``wordllama`` package (once), read by
+    the one loader the static template encoder uses too."""
+    table, tokenizer = wordllama_table()
     return StaticEncoder(table, tokenizer)
 
 
