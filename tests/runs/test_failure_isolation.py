@@ -95,15 +95,16 @@ def test_a_bad_file_fails_alone_and_every_good_shard_gets_its_output(
         "07_exact_dedup",
         "08_minhash_dedup",
         "12_score_filter",
-        "18_meco",
+        "18_template_match",
+        "19_meco",
     }
     for phase in report.phases.values():
         assert phase["tasks"] == 9 and phase["tasks_left_out"] == [EXTRA]
     stats = json.loads((output / "_run" / "stats.json").read_text())
-    assert stats["phases"]["18_meco"]["tasks_left_out"] == [EXTRA]
+    assert stats["phases"]["19_meco"]["tasks_left_out"] == [EXTRA]
     failures = json.loads((output / "_run" / "failures.json").read_text())
     assert [(f["task"], f["step"]) for f in failures] == [
-        (EXTRA, "pass 1 of 5: 01_language … 06_fineweb_quality")
+        (EXTRA, "pass 1 of 6: 01_language … 06_fineweb_quality")
     ]
     _assert_same_files(output, clean)
 
