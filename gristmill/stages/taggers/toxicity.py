@@ -46,6 +46,7 @@ from gristmill.models.fasttext_model import (
     prepare_texts,
     strip_label,
 )
+from gristmill.models.linear_text import profanity_check_model
 from gristmill.stages.taggers.scoring import (
     SPAN_TYPE,
     bundled_model,
@@ -120,16 +121,10 @@ def positive_label(model: FastTextModel, wanted: str | None) -> str:
 
 
 def profanity_scorer() -> Scorer:
-    try:
-        from profanity_check import predict_prob
-    except ImportError:
-        raise ConfigError(
-            "model profanity_check needs the alt-profanity-check package "
-            "(`pip install alt-profanity-check`)"
-        ) from None
+    model = profanity_check_model()
 
     def score(texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(predict_prob(list(texts)), dtype=np.float32)
+        return model.predict_proba(texts).astype(np.float32)
 
     return score
 

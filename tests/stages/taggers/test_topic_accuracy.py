@@ -81,7 +81,7 @@ def test_static_topic_accuracy_on_held_out_set(static_tagger: TopicTagger, data_
 @pytest.mark.slow
 def test_zero_shot_topic_accuracy_on_held_out_set(data_dir: Path) -> None:
     rows = read_set(data_dir, "eval")
-    stage = TopicTagger(mode="zero_shot", threads=2)
+    stage = TopicTagger(mode="zero_shot", encoder={"threads": 2})
     stage.setup()
     out = stage.process(pa.table({"text": [row["text"] for row in rows]}))
     accuracy = accuracy_report(rows, out.column("topic").to_pylist(), "zero_shot MiniLM")
@@ -159,6 +159,22 @@ def test_head_files_and_options_are_checked(tmp_path: Path) -> None:
         TopicTagger(topics="my_topics.yaml")
     with pytest.raises(ConfigError, match="head is for mode static"):
         TopicTagger(mode="zero_shot", head="h.npz")
+
+
+def test_zero_shot_takes_any_shared_encoder() -> None:
+    """zero_shot embeds through ``gristmill.embeddings``: here the static table (no torch),
+    reading the topic's ``max_tokens``; a GPU backend asks the executor for a GPU."""
+    stage = TopicTagger(mode="zero_shot", encoder={"backend": "static"}, max_tokens=64)
+    assert stage.encoder_config().max_tokens == 64 and stage.resources.gpus == 0
+    stage.setup()
+    texts = ["Preheat the oven, mix flour, butter and sugar, and bake the cake.", None]
+    out = stage.process(pa.table({"text": texts}))
+    assert out.column("topic").to_pylist()[1] is None
+    assert -1.0 <= out.column("topic_score")[0].as_py() <= 1.0
+    gpu = TopicTagger(mode="zero_shot", encoder={"backend": "vllm", "path": "/models/e5"})
+    assert gpu.resources.gpus == 1
+    with pytest.raises(ConfigError, match="mode zero_shot"):
+        TopicTagger(encoder={"backend": "static"})
 
 
 def test_topic_files_are_checked(tmp_path: Path) -> None:
