@@ -11,7 +11,7 @@ over the workers, from the run's ``stats.json``) are printed too: that is where 
 to ``pipelines/default.yaml`` later (``template_match``, a whole-run phase) shows.
 
 On 3,548 documents most of a run is fixed cost: starting Python and two workers, importing,
-loading every model once per worker, and the six passes' steps. So the run is timed twice,
+loading every model once per worker, and the five passes' steps. So the run is timed twice,
 over every document and with ``--limit 1`` (one document per task: the fixed costs alone), and
 the difference gives the pipeline's documents per second once started, the figure a shard of
 millions of documents sees. Both are printed against the floor; each time is the best of

@@ -83,6 +83,10 @@ class CorpusPhase(ABC):
     columns: tuple[str, ...] = ()
     #: The most keyed rows one reduce task should hold; the driver splits the keys to fit.
     reduce_rows: int = DEFAULT_REDUCE_ROWS
+    #: False when the decision depends on no document (the map reads nothing, e.g. embedding
+    #: a template bank): the phase then runs before the first pass and cuts none, so the
+    #: stages before it do not pay for a copy of the data they have no reason to wait for.
+    reads_documents: bool = True
 
     @abstractmethod
     def map(self, batches: Iterable[tuple[int, pa.Table]]) -> Iterator[pa.Table]:

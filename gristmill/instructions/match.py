@@ -166,6 +166,7 @@ class TemplateIndexPhase(CorpusPhase):
     """
 
     columns = ()
+    reads_documents = False
 
     def __init__(self, params: TemplateMatchParams) -> None:
         self.params = params

@@ -1,7 +1,9 @@
 """A pipeline run: its stages cut into passes at each stage with a corpus-wide phase.
 
 A pipeline without such a stage is one pass over every task, from the input to the output. A
-stage that needs the whole run first (``Stage.corpus_phase``) starts a new pass:
+stage that needs the whole run first (``Stage.corpus_phase``) starts a new pass, unless its
+phase reads no document (``CorpusPhase.reads_documents``: a template bank's index); such a
+phase runs before the first pass and its stage stays inside whatever pass it falls in:
 
 1. the pass before it runs over every task and writes ``_run/passes/NN/`` (its rejects go to
    ``_rejects/pass-NN/``), so that the expensive stages before a cut run once;
@@ -51,8 +53,18 @@ class Pass:
     phase: bool
 
 
+def phased_stages(chain: StageChain, *, reading: bool) -> list[int]:
+    """Positions of the stages with a corpus-wide phase that reads documents (or not)."""
+    found = []
+    for index, stage in enumerate(chain.stages):
+        phase = stage.corpus_phase()
+        if phase is not None and phase.reads_documents == reading:
+            found.append(index)
+    return found
+
+
 def split_passes(chain: StageChain) -> list[Pass]:
-    phased = [i for i, stage in enumerate(chain.stages) if stage.corpus_phase() is not None]
+    phased = phased_stages(chain, reading=True)
     cuts = sorted({0, len(chain.stages), *phased})
     if len(cuts) == 1:  # no stages at all: one pass that copies the input
         return [Pass(1, 0, 0, False)]
@@ -109,6 +121,8 @@ class PipelineRun:
         self.spec = spec or chain.spec()
         self.limit = limit
         self.passes = split_passes(chain)
+        #: Phases that read no document: run once, before the first pass.
+        self.upfront = phased_stages(chain, reading=False)
         self.labels = chain.stage_labels
         self.base = chain.fingerprint(limit=limit)
         #: Each pass's stages, one chain per pass for the whole run (set up once in-process).
@@ -131,15 +145,15 @@ class PipelineRun:
             validate_inputs(self.chain, self.reader, self.tasks)
             self.driver.claim(self.base, {"pipeline": self.spec}, what="pipeline or --limit")
             self.sources = {task.task_id: task.url for task in self.tasks}
+            phased = sorted(self.upfront + [p.start for p in self.passes if p.phase])
             self.phase_runs = {
-                self.labels[p.start]: PhaseRun(
-                    self.labels[p.start],
-                    self.chain.stages[p.start].corpus_phase(),  # type: ignore[arg-type]
+                self.labels[index]: PhaseRun(
+                    self.labels[index],
+                    self.chain.stages[index].corpus_phase(),  # type: ignore[arg-type]
                     self.driver.layout,
                     self.base,
                 )
-                for p in self.passes
-                if p.phase
+                for index in phased
             }
             try:
                 report = self._run_passes()
@@ -152,11 +166,12 @@ class PipelineRun:
         return report
 
     def _pass_fingerprint(self, part: Pass, decisions: dict[str, Any]) -> str:
-        """A pass's output depends on the decisions of its own phase and of those before."""
+        """A pass's output depends on the decisions of the phases of its stages and of every
+        stage before (a cut phase is its first stage's; an upfront one may be any of them)."""
         before = {
             label: decisions[label]
             for label in self.phase_runs
-            if self.labels.index(label) <= part.start
+            if self.labels.index(label) < part.stop
         }
         return digest(self.base, "pass", part.number, before)
 
@@ -180,23 +195,21 @@ class PipelineRun:
         complete = self._saved_decisions_if_complete()
         if complete is not None:
             return self._report_complete(complete)
-        for part in self.passes:
+        # The phases that read no document first (their source keeps the input's --limit: its
+        # map reads nothing anyway); then, at each cut, the phase of the pass it starts.
+        for index in self.upfront:
+            decided = self._decide(self.labels[index], source, decisions, phases, ran)
+            if decided is None:
+                not_run = [self._title(p) for p in self.passes]
+                break
+            source = decided
+        for part in self.passes if not not_run else []:
             if part.phase:
-                label = self.labels[part.start]
-                found = self._run_phase(label, source, ran)
-                if found is None:
+                decided = self._decide(self.labels[part.start], source, decisions, phases, ran)
+                if decided is None:
                     not_run += [self._title(p) for p in self.passes[part.number - 1 :]]
                     break
-                decision, included = found
-                decisions[label] = decision
-                phases[label] = {
-                    "tasks": len(included),
-                    "tasks_left_out": sorted(set(self.sources) - set(included)),
-                    "decision": decision,
-                }
-                source = Source(
-                    source.reader, [t for t in source.tasks if t.task_id in included], None
-                )
+                source = decided
             outcome = self.driver.run_step(self._pass_step(part, source, decisions))
             outcomes.append(outcome)
             ran.update(r.key for r in outcome.ran)
@@ -259,6 +272,29 @@ class PipelineRun:
         return Source(ParquetReader([directory], batch_size=self.reader.batch_size), tasks, None)
 
     # -- phases ---------------------------------------------------------------------------------
+    def _decide(
+        self,
+        label: str,
+        source: Source,
+        decisions: dict[str, Any],
+        phases: dict[str, dict[str, Any]],
+        ran: set[str],
+    ) -> Source | None:
+        """Run one phase and record its decision; the tasks it covers go on (None: it failed)."""
+        found = self._run_phase(label, source, ran)
+        if found is None:
+            return None
+        decision, included = found
+        decisions[label] = decision
+        phases[label] = {
+            "tasks": len(included),
+            "tasks_left_out": sorted(set(self.sources) - set(included)),
+            "decision": decision,
+        }
+        return Source(
+            source.reader, [t for t in source.tasks if t.task_id in included], source.limit
+        )
+
     def _run_phase(
         self, label: str, source: Source, ran: set[str]
     ) -> tuple[dict[str, Any], list[str]] | None:

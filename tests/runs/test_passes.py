@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -205,3 +206,49 @@ def test_a_barrier_first_reads_the_input_and_several_barriers_chain(shards: Path
     ).run()
     assert again.ok and again.tasks_run == 0 and again.tasks_skipped == SHARDS
     assert again.stats.to_dict() == report.stats.to_dict()
+
+
+def test_a_phase_that_reads_no_document_runs_first_and_cuts_no_pass(
+    shards: Path, tmp_path: Path
+) -> None:
+    """The template index reads no document: it is built before pass 1, ``template_match``
+    runs inside pass 1 with the scorer, and only the percentile cut starts a second pass."""
+    from gristmill.core.phase import run_in_memory
+    from gristmill.instructions.match import FI_MATCHES, TemplateMatch
+
+    def stages() -> list:
+        match = TemplateMatch(encoder={"backend": "static"}, index_dir=str(tmp_path / "index"))
+        cut = ScoreFilter(column="letter_share", method="percentile", keep_fraction=0.5)
+        return [LetterShare(min_chars=200), match, cut]
+
+    assert [(p.start, p.stop, p.phase) for p in split_passes(StageChain(stages()))] == [
+        (0, 2, False),
+        (2, 3, True),
+    ]
+    output = tmp_path / "out"
+
+    def run() -> Any:
+        return Pipeline(
+            stages(),
+            reader=ParquetReader(str(shards / "*.parquet"), batch_size=500),
+            writer=ParquetWriter(str(output)),
+        ).run(executor=LocalExecutor(workers=2))
+
+    report = run()
+    assert report.ok, report.failures
+    decisions = json.loads((output / "_run" / "run.json").read_text())["decisions"]
+    assert set(decisions) == {"02_template_match", "03_score_filter"}
+    steps = {p.name for p in (output / "_run" / "markers").iterdir()}
+    assert {s for s in steps if s.startswith("pass-")} == {"pass-01", "pass-02"}
+    # Pass 1's documents were matched against the run's index: the same matches as the stage
+    # gives in memory on the same documents.
+    out = read_output(output)
+    alone = TemplateMatch(encoder={"backend": "static"}, index_dir=str(tmp_path / "index"))
+    alone.use_phase_result(run_in_memory(alone.corpus_phase(), []))
+    alone.setup()
+    again = alone.process(out.drop_columns([FI_MATCHES]))
+    assert again.column(FI_MATCHES).to_pylist() == out.column(FI_MATCHES).to_pylist()
+    assert sum(1 for m in out.column(FI_MATCHES).to_pylist() if m) > out.num_rows // 4
+    # Complete: a rerun runs nothing.
+    rerun = run()
+    assert rerun.ok and rerun.tasks_run == 0 and rerun.tasks_skipped == SHARDS
