@@ -14,7 +14,6 @@ does: scheme, ``www.``, default port, fragment, trailing slash and tracking para
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -23,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gristmill.stages.filters.heuristics.text import PY_WHITESPACE
 from gristmill.stages.filters.id_hash import as_large_strings
 
 Normalisation = Literal["none", "whitespace", "simplify", "url"]
@@ -38,7 +38,7 @@ PUNCTUATION = (
     )
 )
 #: What Python's ``str.isspace`` (and so ``re``'s ``\s`` on text) calls whitespace.
-WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+WHITESPACE = PY_WHITESPACE
 
 
 def _character_class(characters: str) -> str:

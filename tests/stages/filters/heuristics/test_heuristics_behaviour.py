@@ -300,3 +300,14 @@ def test_c4_line_rules_only_on_the_sources_named():
     }
     assert stage.stats.counters["documents_without_line_rules"] == 4
     assert C4Quality().requires == ("id", "text")
+
+
+def test_python_whitespace_is_every_code_point_str_isspace_accepts() -> None:
+    """The import-time scan stops at the BMP: nothing above it is whitespace to Python."""
+    import sys
+
+    from gristmill.stages.dedup.normalise import WHITESPACE
+    from gristmill.stages.filters.heuristics.text import PY_WHITESPACE
+
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    assert PY_WHITESPACE == WHITESPACE == every
