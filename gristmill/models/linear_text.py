@@ -12,6 +12,7 @@ joblib files once per machine (the only place that imports scikit-learn) and kep
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -24,6 +25,8 @@ import numpy as np
 
 from gristmill.core.cache import cache_dir
 from gristmill.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,12 @@ def profanity_check_model() -> LinearTextModel:
     import joblib  # scikit-learn comes with it; only on this first, converting load
 
     model = from_scikit_learn(joblib.load(str(vectorizer_file)), joblib.load(str(model_file)))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=".profanity_check-", dir=cached.parent)
-    os.close(handle)
-    model.save(Path(scratch))
-    os.replace(scratch, cached)  # atomic: a concurrent worker reads a whole file or none
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        handle, scratch = tempfile.mkstemp(prefix=".profanity_check-", dir=cached.parent)
+        os.close(handle)
+        model.save(Path(scratch))
+        os.replace(scratch, cached)  # atomic: a concurrent worker reads a whole file or none
+    except OSError as error:  # a read-only cache: score anyway, convert again next time
+        log.warning("cannot keep the converted profanity model in %s (%s)", cached.parent, error)
     return model

@@ -78,3 +78,11 @@ def test_other_scikit_learn_shapes_are_refused(data_dir: Path) -> None:
     classifier = CalibratedClassifierCV(LinearSVC(), cv=2).fit(vectorizer.transform(texts), labels)
     with pytest.raises(ConfigError, match="only word-unigram"):
         from_scikit_learn(vectorizer, classifier)
+
+
+def test_a_read_only_cache_still_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("GRISTMILL_CACHE", str(blocked))
+    model = profanity_check_model()
+    assert model.predict_proba(["shut up you stupid idiot"])[0] > 0.5
