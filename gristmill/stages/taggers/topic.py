@@ -147,8 +147,10 @@ class TopicTagger(Stage):
 
     static (default): a head trained on hand-labelled documents over
     WordLlama's static embeddings; ~3,700 documents/s, 0.68 held-out accuracy.
-    zero_shot: the topic whose description MiniLM embeds nearest, any topic
-    list; ~30-55 documents/s, 0.54. generate: MeCo's keyphrase by an LM.
+    zero_shot: the topic whose description the encoder embeds nearest, any
+    topic list (MiniLM by default: ~30-55 documents/s, 0.54; encoder: takes
+    a local folder or a vLLM embedding model on a GPU). generate: MeCo's
+    keyphrase by an LM.
     Topics: gristmill/templates/topics.yaml; figures: docs/topic.md.
 
     Adds topic and topic_score (static: the head's probability of the topic;
