@@ -3,9 +3,9 @@
 Other tests and the default pipeline read these shards, so their contract (the
 exact column schema, ``EXPECTED_SCHEMA`` below; unique ids; the crawl-date/dump cases; the
 held-out rule for labelled rows) is pinned here, and so is ``tests/data`` (the real files the
-tests read: every one described in its SOURCES.md, a few MB in all). The rebuild checks
-(``-m origin_data``, left out of the default run) need the origin files in ``../shared/data``:
-rebuilt from them, ``data_samples/`` and ``tests/data`` must come out exactly as committed.
+tests read: every one described in its SOURCES.md, a few MB in all). That both rebuild exactly
+from the origin files is checked by ``scripts/check_data_rebuild.py``, not here: the suite
+reads nothing outside the repository.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -26,10 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"
 SCRIPT = REPO / "scripts" / "build_data_samples.py"
-TEST_DATA_SCRIPT = REPO / "scripts" / "build_test_data.py"
 TEST_DATA = REPO / "tests" / "data"
-#: The origin files both scripts cut from (not part of the repository).
-DATA_ROOT = REPO.parent / "shared" / "data"
 
 EXPECTED_SCHEMA = pa.schema(
     [
@@ -43,13 +39,6 @@ EXPECTED_SCHEMA = pa.schema(
 )
 LABELLED = ("jigsaw", "davidson", "hplt")
 TEST_DATA_LIMIT = 4 * 1024 * 1024
-
-
-def origin_root() -> Path:
-    """The origin files; a rebuild check that was asked for fails (not skips) without them."""
-    if not (DATA_ROOT / "MANIFEST.tsv").is_file():
-        pytest.fail(f"-m origin_data needs the origin files in {DATA_ROOT}")
-    return DATA_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -187,36 +176,3 @@ def test_test_data_is_small_and_every_file_has_its_source() -> None:
     assert "scripts/build_test_data.py" in sources_md
     for path in files:
         assert f"`{path.relative_to(TEST_DATA).as_posix()}`" in sources_md, path
-
-
-@pytest.mark.origin_data
-def test_test_data_rebuild_is_identical(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(TEST_DATA_SCRIPT), str(origin_root()), "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-    )
-    rebuilt = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    committed = sorted(
-        p.relative_to(TEST_DATA)
-        for p in TEST_DATA.rglob("*")
-        if p.is_file() and p.name != "SOURCES.md"
-    )
-    assert rebuilt == committed
-    for name in rebuilt:
-        assert (tmp_path / name).read_bytes() == (TEST_DATA / name).read_bytes(), name
-
-
-@pytest.mark.origin_data
-def test_rebuild_is_identical(tmp_path: Path, shard_paths: list[Path]) -> None:
-    subprocess.run(
-        [sys.executable, str(SCRIPT), str(origin_root()), "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-    )
-    rebuilt = sorted(tmp_path.glob("*.parquet"))
-    assert [p.name for p in rebuilt] == [p.name for p in shard_paths]
-    for committed, fresh in zip(shard_paths, rebuilt, strict=True):
-        assert pq.read_table(fresh).equals(pq.read_table(committed)), committed.name
-    sources_md = (SAMPLES / "SOURCES.md").read_text(encoding="utf-8")
-    assert (tmp_path / "SOURCES.md").read_text(encoding="utf-8") == sources_md
