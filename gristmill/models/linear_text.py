@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 
 from gristmill.core.cache import cache_dir
 from gristmill.errors import ConfigError
+from gristmill.io.filesystem import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +79,9 @@ class LinearTextModel:
         return (1.0 / (1.0 + np.exp(logits))).mean(axis=0)
 
     def save(self, path: Path) -> None:
+        """Written whole or not at all: concurrent workers may convert and save at once."""
         words = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        with path.open("wb") as handle:
+        with atomic_output(str(path)) as handle:
             np.savez(
                 handle,
                 words=np.array(words, dtype=np.str_),
@@ -166,11 +166,7 @@ def profanity_check_model() -> LinearTextModel:
 
     model = from_scikit_learn(joblib.load(str(vectorizer_file)), joblib.load(str(model_file)))
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        handle, scratch = tempfile.mkstemp(prefix=".profanity_check-", dir=cached.parent)
-        os.close(handle)
-        model.save(Path(scratch))
-        os.replace(scratch, cached)  # atomic: a concurrent worker reads a whole file or none
+        model.save(cached)
     except OSError as error:  # a read-only cache: score anyway, convert again next time
         log.warning("cannot keep the converted profanity model in %s (%s)", cached.parent, error)
     return model

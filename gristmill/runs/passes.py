@@ -53,12 +53,13 @@ class Pass:
     phase: bool
 
 
-def phased_stages(chain: StageChain, *, reading: bool) -> list[int]:
-    """Positions of the stages with a corpus-wide phase that reads documents (or not)."""
+def phased_stages(chain: StageChain, *, reading: bool | None = None) -> list[int]:
+    """Positions of the stages with a corpus-wide phase: those that read documents (True),
+    those that read none (False), or all of them (None)."""
     found = []
     for index, stage in enumerate(chain.stages):
         phase = stage.corpus_phase()
-        if phase is not None and phase.reads_documents == reading:
+        if phase is not None and reading in (None, phase.reads_documents):
             found.append(index)
     return found
 
@@ -145,7 +146,6 @@ class PipelineRun:
             validate_inputs(self.chain, self.reader, self.tasks)
             self.driver.claim(self.base, {"pipeline": self.spec}, what="pipeline or --limit")
             self.sources = {task.task_id: task.url for task in self.tasks}
-            phased = sorted(self.upfront + [p.start for p in self.passes if p.phase])
             self.phase_runs = {
                 self.labels[index]: PhaseRun(
                     self.labels[index],
@@ -153,7 +153,7 @@ class PipelineRun:
                     self.driver.layout,
                     self.base,
                 )
-                for index in phased
+                for index in phased_stages(self.chain)
             }
             try:
                 report = self._run_passes()
