@@ -55,6 +55,24 @@ def test_static_encoder_states_are_table_rows_and_empty_text_is_zero() -> None:
     assert vectors[0] @ vectors[1] < 0.5
 
 
+@pytest.mark.parametrize("limit", [64, 256])
+def test_static_token_ids_are_the_whole_texts_first_tokens(limit: int) -> None:
+    """The static encoder reads a short cut of each text first and widens it only where that
+    gives too few tokens: the ids are those of the whole text, on every sample document (code,
+    Chinese, verse, pages of one long line) and on texts whose words are long."""
+    from support.data import sample_table
+
+    from gristmill.embeddings.static import StaticEncoder
+
+    encoder = StaticEncoder()
+    long_words = "Antidisestablishmentarianism notwithstanding, " * 200
+    texts = [*sample_table()["text"].to_pylist(), long_words, "", "word"]
+    whole = encoder.tokenizer.encode_batch(texts, add_special_tokens=False)
+    expected = [e.ids[:limit] for e in whole]
+    assert [ids.tolist() for ids in encoder.token_ids(texts, limit)] == expected
+    assert sum(len(ids) == limit for ids in expected) > len(texts) // 3
+
+
 def test_a_local_xlmr_folder_encodes_and_matches(tiny_xlmr: Path, tmp_path: Path) -> None:
     config = EncoderConfig(backend="transformers", path=str(tiny_xlmr), max_tokens=64)
     encoder = create_encoder(config)
