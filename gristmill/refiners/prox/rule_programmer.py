@@ -110,6 +110,29 @@ _WHOLE_PHRASE = re.compile(
     r"^\W*(click here|read more|continue reading|subscribe now|load more|show more)\W*$", _I
 )
 
+# Words without one of which the unanchored patterns above cannot match a line (lowercase):
+# a substring test costs a fraction of a microsecond where each pattern costs 4-20 on a line
+# of prose, and most lines hold none of these words.
+_COPYRIGHT_WORDS = ("copyright", "(c)", "all rights reserved", "powered by")
+_NOTICE_WORDS = ("cookie", "subscribe", "newsletter", "enter your e", "join our mailing list")
+_SOCIAL_WORDS = (
+    "facebook", "twitter", "tweet", "pinterest", "pin it", "linkedin", "instagram", "youtube",
+    "whatsapp", "reddit", "tumblr", "telegram", "rss",
+)  # fmt: skip
+_TRAILING_WORDS = ("click here", "read more", "continue reading", "subscribe now")
+#: The characters of ``_NAV_SEPARATORS``: a line without any is a single item, never a menu.
+_NAV_SEPARATOR_CHARS = frozenset("|»›•·:/>")
+
+
+def _may_mention(lowered: str | None, words: tuple[str, ...]) -> bool:
+    """Whether a line may match a case-insensitive pattern that needs one of ``words``.
+
+    ``lowered`` is the lowercased line, or None for a line with non-ASCII characters, where the
+    test cannot decide: under ``re.IGNORECASE`` Unicode case folding lets "ſ" match "s",
+    which a lowercase substring test would miss. So the prefilter never changes a label.
+    """
+    return lowered is None or any(word in lowered for word in words)
+
 
 class RuleProgrammer:
     """Writes one program per chunk; :meth:`edits` explains each line of those programs."""
@@ -122,21 +145,32 @@ class RuleProgrammer:
     def _line_rule(self, line: str, words: int) -> str | None:
         """The first rule a single line triggers, judged on the line alone."""
         cfg = self.config
-        # Word-count gates go first: most lines are long prose, and these patterns cost tens
-        # of microseconds a line where an integer comparison costs nothing.
-        if words <= cfg.footer_max_words and _COPYRIGHT.search(line):
+        # Word-count gates and word prefilters go first: most lines are long prose, and these
+        # patterns cost microseconds a line where an integer comparison costs nothing.
+        lowered = line.lower() if line.isascii() else None
+        if (
+            words <= cfg.footer_max_words
+            and _may_mention(lowered, _COPYRIGHT_WORDS)
+            and _COPYRIGHT.search(line)
+        ):
             return "copyright"
-        if words <= cfg.notice_max_words:
+        if words <= cfg.notice_max_words and _may_mention(lowered, _NOTICE_WORDS):
             # A sentence that merely ends in a call to action keeps its line; the trailing
             # phrase is cut by normalize instead.
-            trailing = _TRAILING_PHRASE.search(line)
+            trailing = (
+                _TRAILING_PHRASE.search(line) if _may_mention(lowered, _TRAILING_WORDS) else None
+            )
             notice = line[: trailing.start()] if trailing else line
             if _COOKIE.search(notice) and _COOKIE_CONTEXT.search(notice):
                 return "cookie_notice"
             if _SUBSCRIPTION.search(notice):
                 return "subscription"
         if words <= cfg.share_max_words and (
-            len({m.lower() for m in _SOCIAL.findall(line)}) >= 2 or _SHARE_LINE.search(line)
+            (
+                _may_mention(lowered, _SOCIAL_WORDS)
+                and len({m.lower() for m in _SOCIAL.findall(line)}) >= 2
+            )
+            or _SHARE_LINE.search(line)
         ):
             return "share_buttons"
         if _TAGS.search(line):
@@ -161,11 +195,13 @@ class RuleProgrammer:
 
     def _is_nav_bar(self, line: str) -> bool:
         """Several short items between separators, none of them a sentence."""
+        cfg = self.config
+        if cfg.nav_min_items > 1 and _NAV_SEPARATOR_CHARS.isdisjoint(line):
+            return False
         stripped = line.strip()
         if stripped.startswith("|") and stripped.endswith("|") and stripped.count("|") > 2:
             return False  # a table row, not a menu
         items = [s for s in _NAV_SEPARATORS.split(stripped) if s.strip()]
-        cfg = self.config
         return len(items) >= cfg.nav_min_items and all(
             len(s.split()) <= cfg.nav_max_item_words and not s.rstrip().endswith((".", "?", "!"))
             for s in items
@@ -259,6 +295,8 @@ class RuleProgrammer:
         kept = [line for line, label in zip(lines, labels, strict=True) if label is None]
         found = set()
         for line in kept:
+            if not _may_mention(line.lower() if line.isascii() else None, _TRAILING_WORDS):
+                continue
             m = _TRAILING_PHRASE.search(line)
             # "Read more" as a link is capitalised; "... to read more." is a sentence.
             if m and m.group(1).lstrip()[:1].isupper():

@@ -134,6 +134,27 @@ def test_footers_and_share_bars() -> None:
     assert "Powered by WordPress and Dynamic News." not in kept_lines(WEB[7])
 
 
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("Subscribe to our NEWSLETTER for weekly updates", "subscription"),
+        ("\u017fubscribe to receive our weekly updates", "subscription"),  # long s
+        ("We use COOKIES to improve your browsing experience.", "cookie_notice"),
+        ("Share on Facebook and Twitter", "share_buttons"),
+        ("ALL RIGHTS RESERVED by the authors", "copyright"),
+        ("Home | About | Contact | Blog", "navigation"),
+        ("Home \u00bb About \u00bb Contact", "navigation"),
+        ("The newsletter of the society was printed in Boston for thirty years.", None),
+    ],
+)
+def test_line_rules_see_every_case_and_script(line: str, rule: str | None) -> None:
+    """The word prefilters in front of the patterns must never hide a match: upper case,
+    non-ASCII separators, and Unicode case folding (the long s matches "s" case-insensitively)
+    get the rule the patterns alone give."""
+    text = f"{line}\n{ALICE[:400]}"
+    assert RULES.classify(text)[0] == rule
+
+
 def test_pdf_page_headers_and_footers_are_removed() -> None:
     out = refine(RAINBOW)
     assert "11/5/2019 Rainbow - Wikipedia" in RAINBOW
