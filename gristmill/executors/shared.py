@@ -33,8 +33,20 @@ def shared_object(key: str, blob: bytes, loads: Callable[[bytes], Any]) -> Any:
             _CACHE[key] = found
             while len(_CACHE) > _CACHE_SIZE:
                 _old_key, old = _CACHE.popitem(last=False)
-                teardown = getattr(old, "teardown", None)
-                if callable(teardown):
-                    teardown()
+                _teardown(old)
         _CACHE.move_to_end(key)
         return found
+
+
+def release_all() -> None:
+    """Tear down every object this worker keeps (its models released): a worker calls this
+    as it ends, so that no model waits for the interpreter's teardown to let go."""
+    with _LOCK:
+        while _CACHE:
+            _teardown(_CACHE.popitem()[1])
+
+
+def _teardown(shared: Any) -> None:
+    teardown = getattr(shared, "teardown", None)
+    if callable(teardown):
+        teardown()

@@ -74,3 +74,41 @@ def test_an_item_that_kills_its_worker_is_retried_then_reported_and_the_others_c
     assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5]
     assert isinstance(outcomes[3], Lost)
     assert "worker process died" in outcomes[3].error and "2 attempts" in outcomes[3].error
+
+
+class Models:
+    """A shared object holding models: its teardown releases them (here: leaves a mark)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def teardown(self) -> None:
+        from pathlib import Path
+
+        Path(self.folder, f"torn-down-{os.getpid()}").write_text("released")
+
+
+def print_and_hook(models: Models, value: int) -> int:
+    """Leaves unflushed output and an exit hook behind, as a model library does."""
+    import atexit
+    from pathlib import Path
+
+    print(f"worker said {value}", end=" ")  # no newline, no flush: still in the buffer
+    marker = Path(models.folder, f"hook-{os.getpid()}")
+    atexit.register(marker.write_text, "ran")
+    return value
+
+
+def test_workers_end_without_losing_output_hooks_or_teardown(tmp_path, capfd):
+    """Workers skip the interpreter's teardown when the pool shuts down, but only after their
+    buffered output is written, every exit hook registered after they started has run, and
+    the stage chains they keep are torn down (models released by their stage, not by GC)."""
+    executor = LocalExecutor(workers=2)
+    with executor.session():
+        outcomes = executor.map(print_and_hook, [0, 1, 2, 3], shared=Models(str(tmp_path)))
+    assert outcomes == [0, 1, 2, 3]
+    said = capfd.readouterr().out
+    assert all(f"worker said {value}" in said for value in range(4))
+    hooks = sorted(path.name.split("-")[-1] for path in tmp_path.glob("hook-*"))
+    torn = sorted(path.name.split("-")[-1] for path in tmp_path.glob("torn-down-*"))
+    assert hooks and hooks == torn
