@@ -14,8 +14,6 @@ import typer
 
 from gristmill.cli import options
 from gristmill.cli.errors import console, fail, reported
-from gristmill.export import ExportOptions, export_corpus
-from gristmill.export.pack import PACK_MODES, PackMode
 
 PHASES = ("all", "conditioning", "cooldown")
 
@@ -66,6 +64,11 @@ def export(
     quiet: options.Quiet = False,
 ) -> None:
     """Tokenise [BOS] + meco_prefix + text + [EOS], mask BOS and prefix out of the loss."""
+    # Imported here, not with the command line: every `gristmill` process (and every local
+    # worker it spawns) imports the command line, and the exporter is heavy.
+    from gristmill.export import ExportOptions, export_corpus
+    from gristmill.export.pack import PACK_MODES, PackMode
+
     if quiet:
         options.silence_third_party()  # before any worker starts
     if phase not in PHASES:

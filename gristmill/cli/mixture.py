@@ -17,14 +17,6 @@ import typer
 
 from gristmill.cli import options
 from gristmill.cli.errors import console, reported
-from gristmill.mixing.loop import (
-    advance_schedule,
-    build_graph,
-    init_schedule,
-    load_config,
-    sample_scheduled_round,
-)
-from gristmill.mixing.sampler import round_dir
 
 mixture_app = typer.Typer(
     help="Skill-It data mixing: init a schedule, compute the next mixture, sample a round.",
@@ -43,8 +35,10 @@ def init(
     force: Annotated[bool, typer.Option(help="replace an existing schedule in output_dir")] = False,
 ) -> None:
     """Start a schedule: write round_0001/mixture.json (p_1; the only one in static mode)."""
+    from gristmill.mixing import loop  # here: the mixing code (and polars) is heavy to import
+
     with reported():
-        payload = init_schedule(load_config(config), force=force)
+        payload = loop.init_schedule(loop.load_config(config), force=force)
     typer.echo(json.dumps(payload, indent=2))
 
 
@@ -54,8 +48,10 @@ def next_mixture(config: ConfigArg) -> None:
 
     Exits with 75 while the needed eval_losses.json is not there yet, so a loop can poll.
     """
+    from gristmill.mixing import loop
+
     with reported():
-        payload = advance_schedule(load_config(config))
+        payload = loop.advance_schedule(loop.load_config(config))
     typer.echo(json.dumps(payload, indent=2))
 
 
@@ -78,14 +74,17 @@ def sample(
     A round interrupted part-way resumes when the same command runs again: only the parts
     that are missing are written.
     """
+    from gristmill.mixing import loop
+    from gristmill.mixing.sampler import round_dir
+
     if quiet:
         options.silence_third_party()  # before any worker starts
     with reported():
-        settings = load_config(config)
+        settings = loop.load_config(config)
         executor = options.chosen_executor(
             settings.executor, executor_type, workers, scheduler, slurm
         )
-        manifest = sample_scheduled_round(
+        manifest = loop.sample_scheduled_round(
             settings,
             round_index,
             executor=executor,
@@ -115,8 +114,10 @@ def graph(
     out: Annotated[Path, typer.Option("--out", "-o", help="where to write the graph JSON")],
 ) -> None:
     """Build the skills graph A from single-skill (Alg. 3) or pair (Alg. 2) runs + provenance."""
+    from gristmill.mixing import loop
+
     with reported():
-        built = build_graph(runs)
+        built = loop.build_graph(runs)
         built.save(out)
     typer.echo(
         json.dumps({"graph": str(out), "hash": built.hash, "shape": list(built.matrix.shape)})

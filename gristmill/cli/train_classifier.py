@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
-from gristmill.classifiers.train import ClassifierConfig, TrainingResult, train_classifier
 from gristmill.cli.errors import reported
-from gristmill.models.fasttext_model import TrainingOptions
+
+if TYPE_CHECKING:
+    from gristmill.classifiers.train import TrainingResult
 
 #: Options that take several values after one flag.
 LIST_OPTIONS = ("--positive", "-p", "--negative", "-n")
@@ -103,6 +104,10 @@ def train_classifier_command(
     --negative, --word-ngrams 2, then `quality: {model_path: ..., positive_label: hq}`.
     Judge it on labels it never saw too; docs/quality.md walks through it.
     """
+    # Imported here: every `gristmill` process (and local worker) imports the command line.
+    from gristmill.classifiers.train import ClassifierConfig, train_classifier
+    from gristmill.models.fasttext_model import TrainingOptions
+
     config = ClassifierConfig(
         positive=tuple(positive),
         negative=tuple(negative),
