@@ -58,7 +58,7 @@ def _exit_without_teardown() -> None:
     """
     try:
         release_all()
-    except Exception:  # noqa: BLE001 - the worker ends either way; say what failed
+    except Exception:  # the worker ends either way; say what failed
         logging.getLogger(__name__).exception("tearing down this worker's stages failed")
     logging.shutdown()
     os._exit(0)

@@ -126,7 +126,9 @@ class DomainTagger(Stage):
         )
 
     def setup(self) -> None:
-        offline_extractor()
+        # One URL through the whole path loads the suffix list and compiles the patterns
+        # (~0.1 s), so that the first batch is not charged for them.
+        tag_domains(pa.array(["https://www.example.co.uk/"]), lowercase=self.params.lowercase)
 
     def process(self, batch: pa.Table) -> pa.Table:
         urls = batch.column(self.params.url_column)
