@@ -124,13 +124,16 @@ _TRAILING_WORDS = ("click here", "read more", "continue reading", "subscribe now
 _NAV_SEPARATOR_CHARS = frozenset("|»›•·:/>")
 
 
-def _may_mention(lowered: str | None, words: tuple[str, ...]) -> bool:
-    """Whether a line may match a case-insensitive pattern that needs one of ``words``.
+def _ascii_lowered(line: str) -> str | None:
+    """The line lowercased for ``_may_mention``, or None where a substring test cannot decide:
+    under ``re.IGNORECASE`` Unicode case folding lets "ſ" match "s", which a lowercase
+    substring test would miss, so lines with non-ASCII characters always go to the patterns."""
+    return line.lower() if line.isascii() else None
 
-    ``lowered`` is the lowercased line, or None for a line with non-ASCII characters, where the
-    test cannot decide: under ``re.IGNORECASE`` Unicode case folding lets "ſ" match "s",
-    which a lowercase substring test would miss. So the prefilter never changes a label.
-    """
+
+def _may_mention(lowered: str | None, words: tuple[str, ...]) -> bool:
+    """Whether a line (``_ascii_lowered``) may match a case-insensitive pattern that needs one
+    of ``words``; never False where the pattern could match, so no label changes."""
     return lowered is None or any(word in lowered for word in words)
 
 
@@ -147,7 +150,7 @@ class RuleProgrammer:
         cfg = self.config
         # Word-count gates and word prefilters go first: most lines are long prose, and these
         # patterns cost microseconds a line where an integer comparison costs nothing.
-        lowered = line.lower() if line.isascii() else None
+        lowered = _ascii_lowered(line)
         if (
             words <= cfg.footer_max_words
             and _may_mention(lowered, _COPYRIGHT_WORDS)
@@ -295,7 +298,7 @@ class RuleProgrammer:
         kept = [line for line, label in zip(lines, labels, strict=True) if label is None]
         found = set()
         for line in kept:
-            if not _may_mention(line.lower() if line.isascii() else None, _TRAILING_WORDS):
+            if not _may_mention(_ascii_lowered(line), _TRAILING_WORDS):
                 continue
             m = _TRAILING_PHRASE.search(line)
             # "Read more" as a link is capitalised; "... to read more." is a sentence.
