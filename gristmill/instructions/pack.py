@@ -37,7 +37,8 @@ from gristmill.core.phase import TaskInfo
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
 from gristmill.instructions.generation import PAIRS
-from gristmill.stages.taggers.tokens import encode_texts, load_tokenizer
+from gristmill.stages.taggers.token_counting import token_counter
+from gristmill.stages.taggers.tokens import load_tokenizer
 
 PACKED = "fi_packed"
 PACKED_TOKENS = "fi_packed_tokens"
@@ -130,9 +131,9 @@ class PackInstructions(Stage):
         missing = [
             i for i, n in enumerate(given) if n is None and (self.params.carry or _valid(rows[i]))
         ]
-        counted = encode_texts(self._tokenizer, [texts[i] for i in missing])
-        for i, ids in zip(missing, counted, strict=True):
-            given[i] = len(ids)
+        counted = token_counter(self._tokenizer).count([texts[i] for i in missing])
+        for i, n in zip(missing, counted, strict=True):
+            given[i] = n
         self.stats.count("documents_counted_here", len(missing))
         return [max(0, int(n or 0)) for n in given]
 
@@ -146,7 +147,7 @@ class PackInstructions(Stage):
             [render(p["instruction"], p["answer"]) for p in _valid(pairs)] for pairs in rows
         ]
         flat = [t for doc in rendered for t in doc]
-        counts = iter(len(encoded) for encoded in encode_texts(self._tokenizer, list(flat)))
+        counts = iter(token_counter(self._tokenizer).count(list(flat)))
         packed: list[list[dict[str, Any]]] = []
         totals: list[int] = []
         for row, pairs in enumerate(rows):

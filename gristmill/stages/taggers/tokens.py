@@ -1,9 +1,10 @@
 """Token counts per document, with any ``tokenizer.json``.
 
-Counts are what mixtures, cooldown shares and budgets are measured in, so they come from the
-real tokenizer, run over the whole batch at once with the Rust ``encode_batch`` (no Python
-loop per document). The default tokenizer is the one bundled with the MiniLM package, so the
-default CPU pipeline needs no download; training runs should pass their own.
+Counts are what mixtures, cooldown shares and budgets are measured in, so they are the real
+tokenizer's counts: ``token_counting`` gives them without tokenizing where it can, and runs
+the Rust ``encode_batch`` over the whole batch where it cannot. The default tokenizer is the
+one bundled with the MiniLM package, so the default CPU pipeline needs no download; training
+runs should pass their own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gristmill.core import columns
 from gristmill.core.registry import register_stage
 from gristmill.core.stage import Stage, StageParams
 from gristmill.errors import ConfigError
+from gristmill.stages.taggers.token_counting import token_counter
 
 TOKEN_COUNT = "token_count"
 
@@ -62,11 +64,8 @@ def encode_texts(tokenizer: Tokenizer, texts: list[str | None]) -> list[list[int
 
 
 def count_tokens(tokenizer: Tokenizer, texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Token count of every text; null where the text is null."""
-    values = texts.to_pylist()
-    present = [t if t is not None else "" for t in values]
-    encodings = tokenizer.encode_batch_fast(present, add_special_tokens=False)
-    counts = pa.array([len(e.ids) for e in encodings], pa.int64())
+    """Token count of every text (no special tokens); null where the text is null."""
+    counts = pa.array(token_counter(tokenizer).count(texts.to_pylist()), pa.int64())
     return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.int64()), counts)
 
 
