@@ -120,13 +120,11 @@ typedef struct {
     PyObject_HEAD StringSet words; /* entries that may start a word */
     StringSet continuations;       /* entries that continue one, without their prefix */
     Py_ssize_t max_word_chars;
-    char *word; /* the word being read, lowercased (max_word_chars + 1 bytes) */
 } Vocab;
 
 static void vocab_dealloc(Vocab *v) {
     set_free(&v->words);
     set_free(&v->continuations);
-    free(v->word);
     Py_TYPE(v)->tp_free((PyObject *)v);
 }
 
@@ -143,12 +141,6 @@ static int vocab_init(Vocab *v, PyObject *args, PyObject *kwargs) {
     }
     set_free(&v->words);
     set_free(&v->continuations);
-    free(v->word);
-    v->word = malloc(max_word_chars + 1);
-    if (!v->word) {
-        PyErr_NoMemory();
-        return -1;
-    }
     v->max_word_chars = max_word_chars;
     if (set_build(&v->words, words) < 0 || set_build(&v->continuations, continuations) < 0)
         return -1;
@@ -174,8 +166,11 @@ static inline int is_alnum(Py_UCS4 c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* Counts one text; appends its non-ASCII chunks to ``foreign``. Returns -1 on error. */
-static Py_ssize_t count_text(Vocab *v, PyObject *text, Py_ssize_t index, PyObject *foreign) {
+/* Counts one text; appends its non-ASCII chunks to ``foreign``. ``word`` holds the word being
+ * read, lowercased (max_word_chars + 1 bytes, the caller's: no state is kept between calls, so
+ * threads may share a Vocab). Returns -1 on error. */
+static Py_ssize_t count_text(const Vocab *v, PyObject *text, Py_ssize_t index, PyObject *foreign,
+                             char *word) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
@@ -183,14 +178,14 @@ static Py_ssize_t count_text(Vocab *v, PyObject *text, Py_ssize_t index, PyObjec
 #define FLUSH_WORD()                                                                           \
     do {                                                                                       \
         if (word_length > v->max_word_chars) tokens += 1;                                      \
-        else if (word_length > 0) tokens += word_tokens(v, v->word, word_length);              \
+        else if (word_length > 0) tokens += word_tokens(v, word, word_length);              \
         word_length = 0;                                                                       \
     } while (0)
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c < 128 && is_alnum(c)) {
             if (word_length < v->max_word_chars + 1)
-                v->word[word_length] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+                word[word_length] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
             if (word_length <= v->max_word_chars) word_length++;
         } else if (is_separator(c)) {
             FLUSH_WORD();
@@ -227,12 +222,14 @@ static PyObject *vocab_count(Vocab *v, PyObject *texts) {
     }
     Py_ssize_t n = PyList_GET_SIZE(texts);
     PyObject *counts = PyList_New(n), *foreign = PyList_New(0);
-    if (!counts || !foreign) goto fail;
+    char *word = malloc(v->max_word_chars + 1);
+    if (!word) PyErr_NoMemory();
+    if (!counts || !foreign || !word) goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *text = PyList_GET_ITEM(texts, i);
         Py_ssize_t tokens = 0;
         if (PyUnicode_Check(text)) {
-            tokens = count_text(v, text, i, foreign);
+            tokens = count_text(v, text, i, foreign, word);
             if (tokens < 0) goto fail;
         } else if (text != Py_None) {
             PyErr_Format(PyExc_TypeError, "count() takes str or None, not %s",
@@ -243,8 +240,10 @@ static PyObject *vocab_count(Vocab *v, PyObject *texts) {
         if (!value) goto fail;
         PyList_SET_ITEM(counts, i, value);
     }
+    free(word);
     return Py_BuildValue("(NN)", counts, foreign);
 fail:
+    free(word);
     Py_XDECREF(counts);
     Py_XDECREF(foreign);
     return NULL;

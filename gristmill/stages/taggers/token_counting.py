@@ -69,16 +69,25 @@ class TokenCounter:
         return [n if text is not None else 0 for n, text in zip(counts, texts, strict=True)]
 
     def _chunk_token_counts(self, chunks: list[str]) -> list[int]:
+        """Counts of non-ASCII chunks, each distinct one tokenised once per process. Lookups
+        use ``get`` alone, so a thread clearing the memory under another changes no count."""
         known = self._chunk_counts
-        unseen = list({chunk for chunk in chunks if chunk not in known})
+        found: dict[str, int] = {}
+        unseen: list[str] = []
+        for chunk in set(chunks):
+            n = known.get(chunk)
+            if n is None:
+                unseen.append(chunk)
+            else:
+                found[chunk] = n
         fresh = dict(zip(unseen, tokenizer_counts(self._tokenizer, unseen), strict=True))
-        counts = [fresh[chunk] if chunk in fresh else known[chunk] for chunk in chunks]
+        found.update(fresh)
         worth = {c: n for c, n in fresh.items() if len(c) <= MAX_REMEMBERED_CHUNK_CHARS}
         if len(known) + len(worth) > MAX_REMEMBERED_CHUNKS:
             known.clear()
         if len(worth) <= MAX_REMEMBERED_CHUNKS:
             known.update(worth)
-        return counts
+        return [found[chunk] for chunk in chunks]
 
 
 @lru_cache(maxsize=8)

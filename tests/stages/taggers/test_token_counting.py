@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support.data import sample_table
@@ -122,3 +123,15 @@ def test_what_it_remembers_is_bounded_and_forgetting_changes_no_count(
 def test_megabyte_documents(minilm: Tokenizer) -> None:
     texts = ["Ascii words, and more words. " * 20_000, "naïve café " * 50_000, "日本語" * 150_000]
     assert TokenCounter(minilm).count(texts) == reference(minilm, texts)
+
+
+def test_threads_sharing_one_counter_get_the_same_counts(
+    minilm: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(token_counting, "MAX_REMEMBERED_CHUNKS", 20)  # forget often
+    counter = TokenCounter(minilm)
+    texts = sample_table().column("text").to_pylist()[:600]
+    batches = [texts[start : start + 10] for start in range(0, len(texts), 10)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        counted = [n for batch in pool.map(counter.count, batches) for n in batch]
+    assert counted == reference(minilm, texts)
