@@ -9,10 +9,12 @@ accuracy against MiniLM is measured on the check set (``docs/fineinstructions.md
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +31,60 @@ FIRST_CUT_CHARS_PER_TOKEN = 5
 #: Tokens wanted beyond the limit before the first cut is trusted: the last tokens before a
 #: cut may be merged differently from the whole text's.
 CUT_MARGIN_TOKENS = 16
+#: Characters of text whose ids ``token_ids`` keeps for later calls, oldest dropped first:
+#: a few of the default 2,048-document batches of web text. A longer text than
+#: ``REMEMBERED_TEXT_CHARS`` is rare and not kept.
+REMEMBERED_CHARS = 16_000_000
+REMEMBERED_TEXT_CHARS = 100_000
+
+
+class RecentTokenIds:
+    """The token ids of the texts tokenised last, so that a stage wanting as many or fewer
+    tokens of the same documents soon after (``topic`` after ``template_match``, both on the
+    one WordLlama tokenizer) takes them instead of tokenising again.
+
+    Keyed by the whole text: ids read from a cut are the whole text's first ids only up to
+    the cut, so an entry records whether it holds every id of the text. Bounded by the
+    characters of the texts it holds; safe to share between threads.
+    """
+
+    def __init__(self, max_chars: int = REMEMBERED_CHARS) -> None:
+        self.max_chars = max_chars
+        self._entries: OrderedDict[str, tuple[np.ndarray, bool]] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, text: str, limit: int) -> np.ndarray | None:
+        """The text's first ``limit`` ids, where an entry holds them: at least that many ids,
+        or every id of the whole text."""
+        with self._lock:
+            entry = self._entries.get(text)
+        if entry is None:
+            return None
+        ids, whole = entry
+        if len(ids) >= limit:
+            return ids[:limit]
+        return ids if whole else None
+
+    def put(self, text: str, ids: np.ndarray, whole: bool) -> None:
+        if len(text) > REMEMBERED_TEXT_CHARS:
+            return
+        with self._lock:
+            held = self._entries.get(text)
+            if held is not None and len(held[0]) >= len(ids) and (held[1] or not whole):
+                return  # what is held serves every call this one would
+            if held is None:
+                self._chars += len(text)
+            self._entries[text] = (ids, whole)
+            self._entries.move_to_end(text)
+            while self._chars > self.max_chars:
+                dropped, _ = self._entries.popitem(last=False)
+                self._chars -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._chars = 0
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +116,10 @@ def wordllama_table() -> tuple[np.ndarray, Any]:
 class StaticEncoder(Encoder):
     """Token states looked up in a static table; special tokens (BOS) are not added."""
 
+    #: Ids of the texts tokenised last, shared by every instance of a process: they all read
+    #: the one table and tokenizer of ``wordllama_table``.
+    recent: ClassVar[RecentTokenIds] = RecentTokenIds()
+
     def __init__(self, *, batch_size: int = 256, max_tokens: int | None = None) -> None:
         self.table, self.tokenizer = wordllama_table()
         self.dim = int(self.table.shape[1])
@@ -75,20 +135,20 @@ class StaticEncoder(Encoder):
         averages about four); only the texts whose cut gives too few tokens, with a margin that
         keeps the last kept tokens clear of the cut, are tokenised again from the wider
         ``CHARS_PER_TOKEN`` cut. A 10 MB document costs no more than a short one either way.
+        Texts tokenised shortly before by any instance are not tokenised again
+        (``RecentTokenIds``).
         """
         limit = max_tokens or self.max_tokens
-        ids = self._encode(texts, limit * FIRST_CUT_CHARS_PER_TOKEN)
-        short = [
-            row
-            for row, (text, found) in enumerate(zip(texts, ids, strict=True))
-            if len(found) < limit + CUT_MARGIN_TOKENS
-            and len(text or "") > limit * FIRST_CUT_CHARS_PER_TOKEN
+        found = [
+            self.recent.get(text, limit) if text else np.empty(0, dtype=np.int64) for text in texts
         ]
-        if short:
-            wider = self._encode([texts[row] for row in short], limit * CHARS_PER_TOKEN)
-            for row, found in zip(short, wider, strict=True):
-                ids[row] = found
-        return [np.asarray(found[:limit], dtype=np.int64) for found in ids]
+        todo = [row for row, ids in enumerate(found) if ids is None]
+        if todo:
+            read = self._read([texts[row] for row in todo], limit)
+            for row, (ids, whole) in zip(todo, read, strict=True):
+                found[row] = ids
+                self.recent.put(texts[row], ids, whole)
+        return found  # type: ignore[return-value]
 
     def _encode(self, texts: Sequence[str], cut: int) -> list[list[int]]:
         """Token ids of each text's first ``cut`` characters, as one batch (the tokenizer's own
@@ -97,6 +157,29 @@ class StaticEncoder(Encoder):
             [(text or "")[:cut] for text in texts], add_special_tokens=False
         )
         return [e.ids for e in encodings]
+
+    def _read(self, texts: Sequence[str], limit: int) -> list[tuple[np.ndarray, bool]]:
+        """First ``limit`` ids of each text, and whether they are all of the whole text's."""
+        first_cut = limit * FIRST_CUT_CHARS_PER_TOKEN
+        ids = self._encode(texts, first_cut)
+        cuts = [first_cut] * len(texts)
+        short = [
+            row
+            for row, (text, found) in enumerate(zip(texts, ids, strict=True))
+            if len(found) < limit + CUT_MARGIN_TOKENS and len(text or "") > first_cut
+        ]
+        if short:
+            wider = self._encode([texts[row] for row in short], limit * CHARS_PER_TOKEN)
+            for row, found in zip(short, wider, strict=True):
+                ids[row] = found
+                cuts[row] = limit * CHARS_PER_TOKEN
+        return [
+            (
+                np.asarray(found[:limit], dtype=np.int64),
+                len(text or "") <= cut and len(found) <= limit,
+            )
+            for text, found, cut in zip(texts, ids, cuts, strict=True)
+        ]
 
     def token_states(self, texts: Sequence[str]) -> TokenStates:
         ids = self.token_ids(texts)

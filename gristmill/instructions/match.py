@@ -356,8 +356,11 @@ class TemplateMatch(Stage):
             )
             flat_scores = flat_scores.reshape(len(chosen), slots, -1)
             flat_rows = flat_rows.reshape(len(chosen), slots, -1)
+            # A document with no candidate above the threshold in any slot draws nothing.
+            hits = np.any((flat_rows >= 0) & (flat_scores >= self.threshold), axis=(1, 2)).tolist()
             for n, i in enumerate(present):
-                matches[i] = self.pick(chosen[n], flat_scores[n], flat_rows[n])
+                if hits[n]:
+                    matches[i] = self.pick(chosen[n], flat_scores[n], flat_rows[n])
         counts = [len(m) for m in matches]
         self.stats.count("documents_matched", sum(1 for c in counts if c))
         self.stats.count("templates_matched", sum(counts))

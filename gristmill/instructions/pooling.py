@@ -13,6 +13,7 @@ Positions count real tokens only, from 1 (``t = 1..T``): padding on either side 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -79,14 +80,22 @@ def gaussian_pool_lookup(
     """
     out = np.zeros((len(ids), windows + 1, table.shape[1]), dtype=np.float32)
     for row, tokens in enumerate(ids):
-        if not len(tokens):
-            continue
-        mask = np.ones((1, len(tokens)), dtype=bool)
-        local = gaussian_weights(mask, windows, sigma)[0]  # [K, T]
-        mean = np.full((1, len(tokens)), 1.0 / len(tokens))
-        weights = np.concatenate([mean, (1.0 - alpha) * mean + alpha * local])
-        out[row] = weights.astype(np.float32) @ table[tokens]
+        if len(tokens):
+            out[row] = slot_weights(len(tokens), windows, sigma, alpha) @ table[tokens]
     return normalise(out)
+
+
+@lru_cache(maxsize=1024)
+def slot_weights(length: int, windows: int, sigma: float, alpha: float) -> np.ndarray:
+    """``[K+1, length]`` float32: the mean's and the K blended windows' weights of a text of
+    ``length`` tokens. They depend on the length alone, and most documents share one (the
+    token limit), so each length is computed once per process."""
+    mask = np.ones((1, length), dtype=bool)
+    local = gaussian_weights(mask, windows, sigma)[0]  # [K, T]
+    mean = np.full((1, length), 1.0 / length)
+    weights = np.concatenate([mean, (1.0 - alpha) * mean + alpha * local]).astype(np.float32)
+    weights.flags.writeable = False  # shared by every caller
+    return weights
 
 
 def document_vectors(

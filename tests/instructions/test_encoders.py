@@ -73,6 +73,54 @@ def test_static_token_ids_are_the_whole_texts_first_tokens(limit: int) -> None:
     assert sum(len(ids) == limit for ids in expected) > len(texts) // 3
 
 
+def test_static_token_ids_read_before_serve_a_later_call_for_fewer_tokens() -> None:
+    """``template_match`` (512 tokens, in chunks of 256 documents) then ``topic`` (256, the
+    whole batch) tokenise a batch once, and the reused ids are still the whole text's first."""
+    from support.data import sample_table
+
+    from gristmill.embeddings.static import StaticEncoder
+
+    StaticEncoder.recent.clear()
+    texts = sample_table()["text"].to_pylist()[:600]
+    whole = StaticEncoder().tokenizer.encode_batch(texts, add_special_tokens=False)
+    first, second = StaticEncoder(), StaticEncoder()  # two stages, one process
+    for start in range(0, len(texts), 256):
+        chunk = texts[start : start + 256]
+        assert [ids.tolist() for ids in first.token_ids(chunk, 512)] == [
+            e.ids[:512] for e in whole[start : start + 256]
+        ]
+    second.tokenizer = None  # any tokenising now fails
+    assert [ids.tolist() for ids in second.token_ids(texts, 256)] == [e.ids[:256] for e in whole]
+    assert [ids.tolist() for ids in second.token_ids(texts, 512)] == [e.ids[:512] for e in whole]
+    assert [len(ids) for ids in second.token_ids(["", ""], 256)] == [0, 0]
+    # More tokens than were read: tokenised again unless the text was read whole.
+    longer = [t for t, e in zip(texts, whole, strict=True) if len(e.ids) > 600]
+    assert longer
+    with pytest.raises(AttributeError):
+        second.token_ids(longer[:1], 600)
+    second.tokenizer = first.tokenizer
+    expected = [
+        e.ids[:1024] for e in second.tokenizer.encode_batch(longer, add_special_tokens=False)
+    ]
+    assert [ids.tolist() for ids in second.token_ids(longer, 1024)] == expected
+
+
+def test_remembered_token_ids_are_bounded_by_characters() -> None:
+    from gristmill.embeddings.static import RecentTokenIds
+
+    recent = RecentTokenIds(max_chars=1_000)
+    ids = np.arange(10)
+    for n in range(50):
+        recent.put(f"{n:03d}" + "x" * 97, ids, whole=True)  # 100 characters each
+    held = [n for n in range(50) if recent.get(f"{n:03d}" + "x" * 97, 5) is not None]
+    assert held == list(range(40, 50))  # the latest ten, the oldest dropped first
+    recent.put("y" * 200_000, ids, whole=True)  # too long to keep
+    assert recent.get("y" * 200_000, 5) is None
+    assert recent.get("049" + "x" * 97, 20) is not None  # read whole: all of its ids
+    recent.put("z", ids, whole=False)
+    assert recent.get("z", 20) is None and recent.get("z", 10) is not None
+
+
 def test_a_local_xlmr_folder_encodes_and_matches(tiny_xlmr: Path, tmp_path: Path) -> None:
     config = EncoderConfig(backend="transformers", path=str(tiny_xlmr), max_tokens=64)
     encoder = create_encoder(config)

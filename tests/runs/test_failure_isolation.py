@@ -95,14 +95,14 @@ def test_a_bad_file_fails_alone_and_every_good_shard_gets_its_output(
         "07_exact_dedup",
         "08_minhash_dedup",
         "12_score_filter",
-        "18_template_match",
+        "17_template_match",
         "19_meco",
     }
     # The template index reads no document: it ran before pass 1, over every task.
-    index = report.phases["18_template_match"]
+    index = report.phases["17_template_match"]
     assert index["tasks"] == 10 and index["tasks_left_out"] == []
     for label, phase in report.phases.items():
-        if label != "18_template_match":
+        if label != "17_template_match":
             assert phase["tasks"] == 9 and phase["tasks_left_out"] == [EXTRA]
     stats = json.loads((output / "_run" / "stats.json").read_text())
     assert stats["phases"]["19_meco"]["tasks_left_out"] == [EXTRA]
