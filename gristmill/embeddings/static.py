@@ -67,16 +67,14 @@ class RecentTokenIds:
         return ids if whole else None
 
     def put(self, text: str, ids: np.ndarray, whole: bool) -> None:
+        """Keep a text's ids, replacing what is held for it (a call that read them again
+        wanted more than that held)."""
         if len(text) > REMEMBERED_TEXT_CHARS:
             return
         with self._lock:
-            held = self._entries.get(text)
-            if held is not None and len(held[0]) >= len(ids) and (held[1] or not whole):
-                return  # what is held serves every call this one would
-            if held is None:
+            if self._entries.pop(text, None) is None:
                 self._chars += len(text)
             self._entries[text] = (ids, whole)
-            self._entries.move_to_end(text)
             while self._chars > self.max_chars:
                 dropped, _ = self._entries.popitem(last=False)
                 self._chars -= len(dropped)
@@ -159,14 +157,15 @@ class StaticEncoder(Encoder):
         return [e.ids for e in encodings]
 
     def _read(self, texts: Sequence[str], limit: int) -> list[tuple[np.ndarray, bool]]:
-        """First ``limit`` ids of each text, and whether they are all of the whole text's."""
+        """First ``limit`` ids of each (non-empty) text, and whether they are all of the whole
+        text's."""
         first_cut = limit * FIRST_CUT_CHARS_PER_TOKEN
         ids = self._encode(texts, first_cut)
         cuts = [first_cut] * len(texts)
         short = [
             row
             for row, (text, found) in enumerate(zip(texts, ids, strict=True))
-            if len(found) < limit + CUT_MARGIN_TOKENS and len(text or "") > first_cut
+            if len(found) < limit + CUT_MARGIN_TOKENS and len(text) > first_cut
         ]
         if short:
             wider = self._encode([texts[row] for row in short], limit * CHARS_PER_TOKEN)
@@ -176,7 +175,7 @@ class StaticEncoder(Encoder):
         return [
             (
                 np.asarray(found[:limit], dtype=np.int64),
-                len(text or "") <= cut and len(found) <= limit,
+                len(text) <= cut and len(found) <= limit,
             )
             for text, found, cut in zip(texts, ids, cuts, strict=True)
         ]

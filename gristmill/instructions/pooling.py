@@ -85,11 +85,12 @@ def gaussian_pool_lookup(
     return normalise(out)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=128)
 def slot_weights(length: int, windows: int, sigma: float, alpha: float) -> np.ndarray:
     """``[K+1, length]`` float32: the mean's and the K blended windows' weights of a text of
     ``length`` tokens. They depend on the length alone, and most documents share one (the
-    token limit), so each length is computed once per process."""
+    token limit), so that one is computed once per process; the bound keeps a long limit's
+    rarer lengths from piling up."""
     mask = np.ones((1, length), dtype=bool)
     local = gaussian_weights(mask, windows, sigma)[0]  # [K, T]
     mean = np.full((1, length), 1.0 / length)
