@@ -149,6 +149,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gristmill.cli.meco",
     "gristmill.cli.report",
     "gristmill.cli.train_classifier",
+    "gristmill.cli.train_topic_head",
 )
 
 _mount_subcommands()

@@ -3,9 +3,10 @@ how much it says. One definition each, so that every command spells and document
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from gristmill.executors.base import Executor
 from gristmill.executors.config import ExecutorConfig
@@ -67,3 +68,33 @@ def chosen_executor(
         scheduler=scheduler,
         slurm=slurm,
     )
+
+
+def spread_list_options(args: list[str], options: tuple[str, ...]) -> list[str]:
+    """``--positive a b`` as ``--positive a --positive b`` for each of ``options`` (click gives
+    an option one value per flag, a shell glob gives many); every other argument stays."""
+    out: list[str] = []
+    current: str | None = None
+    expecting = False
+    for arg in args:
+        flag = next((f for f in options if f.startswith("--") and arg.startswith(f + "=")), None)
+        if arg in options or flag:
+            current, expecting = flag or arg, flag is None
+        elif arg.startswith("-") and len(arg) > 1:
+            current = None
+        elif current is not None:
+            if not expecting:
+                out.append(current)
+            expecting = False
+        out.append(arg)
+    return out
+
+
+def list_options_command(*options: str) -> type[TyperCommand]:
+    """A command class whose ``options`` take several values after one flag."""
+
+    class ListOptionsCommand(TyperCommand):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: click's Context
+            return super().parse_args(ctx, spread_list_options(list(args), options))
+
+    return ListOptionsCommand

@@ -11,48 +11,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand
 
 from gristmill.cli.errors import reported
+from gristmill.cli.options import list_options_command
 
 if TYPE_CHECKING:
     from gristmill.classifiers.train import TrainingResult
 
 #: Options that take several values after one flag.
-LIST_OPTIONS = ("--positive", "-p", "--negative", "-n")
-
-
-def spread_list_options(args: list[str]) -> list[str]:
-    """``--positive a b`` as ``--positive a --positive b`` (click gives an option one value per
-    flag); every other argument stays where it is."""
-    out: list[str] = []
-    current: str | None = None
-    expecting = False
-    for arg in args:
-        flag = next(
-            (f for f in LIST_OPTIONS if f.startswith("--") and arg.startswith(f + "=")), None
-        )
-        if arg in LIST_OPTIONS or flag:
-            current, expecting = flag or arg, flag is None
-        elif arg.startswith("-") and len(arg) > 1:
-            current = None
-        elif current is not None:
-            if not expecting:
-                out.append(current)
-            expecting = False
-        out.append(arg)
-    return out
-
-
-class ListOptionsCommand(TyperCommand):
-    """A command whose list options take several values after one flag."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: click's Context
-        return super().parse_args(ctx, spread_list_options(list(args)))
+TrainClassifierCommand = list_options_command("--positive", "-p", "--negative", "-n")
 
 
 def train_classifier_command(
@@ -168,4 +139,4 @@ def report(result: TrainingResult, console: Console) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``train-classifier`` to a Typer app (the main app, or a test's)."""
-    app.command("train-classifier", cls=ListOptionsCommand)(train_classifier_command)
+    app.command("train-classifier", cls=TrainClassifierCommand)(train_classifier_command)

@@ -163,6 +163,9 @@ class JsonlReader(Reader):
             if schema is not None
             else pa.table({})
         )
+        if schema is not None and not schema.names:
+            # No line holds a column this read wants: name the missing text, not Arrow's error.
+            check_text_column(task.url, schema)
         table = self._normalise(raw, task, [line.row for line in good])
         check_text_column(task.url, table.schema)
         table, invalid, reasons = split_invalid_utf8(table, 0)

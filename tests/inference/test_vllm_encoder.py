@@ -16,10 +16,16 @@ pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
+from gristmill.classifiers.topic_head import (  # noqa: E402
+    Labelled,
+    encoder_config,
+    read_labelled,
+    train_head,
+)
 from gristmill.core.phase import run_in_memory  # noqa: E402
 from gristmill.embeddings import EncoderConfig, create_encoder  # noqa: E402
 from gristmill.instructions.match import FI_MATCHES, TemplateMatch  # noqa: E402
-from gristmill.stages.taggers.topic import TopicTagger  # noqa: E402
+from gristmill.stages.taggers.topic import TopicTagger, load_topics  # noqa: E402
 
 TEXTS = [
     "The rainbow is caused by refraction of sunlight in water droplets.",
@@ -77,28 +83,20 @@ def test_vllm_token_states_match_transformers_and_feed_the_matcher(
     assert topics[2] is None and all(t in on_vllm._names for t in topics[:2])
 
     # A topic head trained over the folder through transformers runs through vLLM: the head
-    # records the folder's name, not the backend, and both give the same probabilities.
-    import gzip
-    import json
-    import sys
-    from itertools import islice
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-    try:
-        import train_topic_head
-    finally:
-        sys.path.pop(0)
+    # records the folder's name, not the backend, and both give the same vectors.
     data = Path(__file__).resolve().parents[1] / "data" / "topic" / "train.jsonl.gz"
-    with gzip.open(data, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in islice(handle, 60)]
+    labelled = read_labelled([str(data)])
+    labelled = Labelled(labelled.texts[:60], labelled.topics[:60])
     cpu_config = {"backend": "transformers", "path": str(tiny_xlmr), "max_tokens": 128}
-    head = train_topic_head.train("tiny", configs=[EncoderConfig(**cpu_config)], rows=rows)
+    head = train_head(labelled, load_topics(), [encoder_config(cpu_config)])
     head.save(tmp_path / "head.npz")
     head_on_vllm = TopicTagger(head=str(tmp_path / "head.npz"), encoder=config.model_dump())
     head_on_cpu = TopicTagger(head=str(tmp_path / "head.npz"), encoder=cpu_config)
     assert head_on_vllm.resources.gpus == 1
     head_on_vllm.setup()
     head_on_cpu.setup()
+    vectors = [tagger._features.vectors(TEXTS[:2]) for tagger in (head_on_vllm, head_on_cpu)]
+    np.testing.assert_allclose(*vectors, atol=2e-3)
     np.testing.assert_allclose(
-        head_on_vllm.scores(TEXTS[:2]), head_on_cpu.scores(TEXTS[:2]), atol=2e-3
+        head_on_vllm.scores(TEXTS[:2]), head_on_cpu.scores(TEXTS[:2]), atol=0.05
     )

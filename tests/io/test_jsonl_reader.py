@@ -76,3 +76,14 @@ def test_a_type_change_after_the_first_batch_is_reported(tmp_path: Path):
         InputError, match=r"types.jsonl: unreadable line 5: does not match the types"
     ):
         list(reader.read(reader.plan()[0]))
+
+
+@pytest.mark.parametrize("wanted", [None, ["topic"]])
+def test_lines_without_the_text_column_name_the_file(tmp_path: Path, wanted: list[str] | None):
+    """Lines that hold none of the columns a read wants (no text, no id, not the extra column
+    asked for) get the same clear error as lines with other columns, not Arrow's."""
+    path = tmp_path / "body.jsonl"
+    path.write_text("".join(json.dumps({"body": f"document {i}"}) + "\n" for i in range(3)))
+    reader = JsonlReader(str(path), columns=wanted)
+    with pytest.raises(InputError, match=r"body.jsonl: no 'text' column"):
+        list(reader.read(reader.plan()[0]))

@@ -7,7 +7,7 @@ Three modes (accuracy and speed of each, measured on a labelled held-out set: ``
   (``topic_head.py``). The default head reads WordLlama's static token vectors (from the
   ``wordllama`` package) over the first 256 tokens: thousands of documents per second on one
   core, which is what lets it stay in the CPU default pipeline. ``head: wordllama+minilm`` adds
-  MiniLM's vectors (more accurate, MiniLM's speed); ``scripts/train_topic_head.py`` trains a
+  MiniLM's vectors (more accurate, MiniLM's speed); ``gristmill train-topic-head`` trains a
   head on your labels over any encoder, a GPU embedding model through vLLM included. ``static``
   is this mode's earlier name and still accepted.
 * ``zero_shot``: embed the opening with any encoder of ``gristmill.embeddings`` (default
@@ -100,7 +100,7 @@ class TopicParams(StageParams):
     head: str | None = Field(
         None,
         description="head mode: a bundled head (wordllama, the default; wordllama+minilm, "
-        "more accurate at MiniLM's speed) or a .npz from scripts/train_topic_head.py",
+        "more accurate at MiniLM's speed) or a .npz from gristmill train-topic-head",
     )
     topics: str | None = Field(
         None, description="zero_shot: topics YAML (default: gristmill/templates/topics.yaml)"
@@ -141,7 +141,7 @@ class TopicParams(StageParams):
         if self.mode == "head" and self.topics is not None:
             raise ValueError(
                 "topics is for mode zero_shot; mode head takes its topics from its head (train "
-                "one on your labels with scripts/train_topic_head.py)"
+                "one on your labels with gristmill train-topic-head)"
             )
         if self.mode != "head" and self.head is not None:
             raise ValueError("head is for mode head")

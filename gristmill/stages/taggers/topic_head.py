@@ -2,7 +2,7 @@
 
 Why a trained head: no encoder knows our topics by itself (zero-shot nearest-description on
 WordLlama's static table scored 0.51 on the held-out set, on MiniLM 0.54), while a linear
-softmax head trained on documents labelled by hand (``scripts/train_topic_head.py``) maps an
+softmax head trained on documents labelled by hand (``gristmill train-topic-head``) maps an
 embedding to a topic far better (``docs/topic.md`` has each figure).
 
 Why several encoders: they trade speed for accuracy, and the head can read any of them, or

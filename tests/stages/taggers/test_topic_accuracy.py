@@ -27,6 +27,7 @@ import pyarrow as pa
 import pytest
 
 import gristmill
+from gristmill.classifiers.topic_head import Labelled, encoder_config, train_head
 from gristmill.embeddings import EncoderConfig
 from gristmill.errors import ConfigError
 from gristmill.stages.taggers.topic import DEFAULT_TOPICS, TopicTagger, clean_phrase, load_topics
@@ -151,19 +152,13 @@ def test_minilm_head_is_what_its_recipe_trains_and_beats_the_default(data_dir: P
 def test_a_head_over_a_local_transformers_model(
     tiny_model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    """A head trained with the recipe's code over a local model folder (a tiny Llama here), run
-    by the stage through that folder; without the folder's config the stage says what it needs,
-    and the folder's name, not its backend or location, must match."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import train_topic_head
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    """A head trained over a local model folder (a tiny Llama here), run by the stage through
+    that folder; without the folder's config the stage says what it needs, and the folder's
+    name, not its backend or location, must match."""
     rows = read_set(data_dir, "train")[:60]
     config = {"backend": "transformers", "path": str(tiny_model_dir), "max_tokens": 32}
-    head = train_topic_head.train(
-        "mine", configs=[train_topic_head.encoder_config(json.dumps(config))], rows=rows
-    )
+    labelled = Labelled([row["text"] for row in rows], [row["topic"] for row in rows])
+    head = train_head(labelled, load_topics(), [encoder_config(config)])
     assert head.inputs == [HeadInput(f"transformers:{tiny_model_dir}", 32)]
     head.save(tmp_path / "mine.npz")
     stage = TopicTagger(head=str(tmp_path / "mine.npz"), encoder=config)
