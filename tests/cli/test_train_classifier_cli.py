@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import typer
+from support.cli import command_app
 from support.data import sample_table
 from typer.testing import CliRunner
 
@@ -19,14 +20,7 @@ from gristmill.stages.taggers.quality import QualityScorer
 
 
 def app() -> typer.Typer:
-    application = typer.Typer()
-    register(application)
-
-    @application.callback()
-    def _group() -> None:
-        """Keep train-classifier a sub-command, as in the main app."""
-
-    return application
+    return command_app(register)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
+from support.cli import command_app
 from typer.testing import CliRunner
 
 from gristmill.cli.train_topic_head import register
@@ -20,14 +21,7 @@ from gristmill.stages.taggers.topic_head import TopicHead
 
 
 def app() -> typer.Typer:
-    application = typer.Typer()
-    register(application)
-
-    @application.callback()
-    def _group() -> None:
-        """Keep train-topic-head a sub-command, as in the main app."""
-
-    return application
+    return command_app(register)
 
 
 def read_rows(data_dir: Path, name: str) -> list[dict[str, str]]:
