@@ -195,10 +195,6 @@ class HeadFeatures:
         self.width = width
         self._encoders: list[Encoder] | None = None
 
-    @property
-    def needs_gpu(self) -> bool:
-        return any(c.backend == "vllm" or c.device.startswith("cuda") for c in self.configs)
-
     def load(self) -> None:
         """Load every encoder (once per process) and check each is the model the head read."""
         encoders = [load_encoder(config) for config in self.configs]
