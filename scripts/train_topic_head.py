@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gristmill.classifiers.topic_head import (
     DEFAULT_C,
+    Labelled,
     cross_validate,
     encoder_config,
     evaluate_head,
@@ -41,10 +42,11 @@ RECIPES: dict[str, tuple[str, ...]] = {
 }
 
 
-def train(head: str = "wordllama") -> TopicHead:
-    """The bundled head ``head`` as its recipe trains it."""
+def train(head: str = "wordllama", labelled: Labelled | None = None) -> TopicHead:
+    """The bundled head ``head`` as its recipe trains it (on ``labelled``, read once by the
+    caller, or on the training set)."""
     configs = [encoder_config(spec) for spec in RECIPES[head]]
-    labelled = read_labelled([str(DATA / "train.jsonl.gz")])
+    labelled = labelled or read_labelled([str(DATA / "train.jsonl.gz")])
     return train_head(labelled, load_topics(), configs, c=DEFAULT_C)
 
 
@@ -62,7 +64,7 @@ def main() -> None:
             for descriptions, c, accuracy in cross_validate(training, load_topics(), configs):
                 print(f"  descriptions={descriptions} C={c}: {accuracy:.3f} (5-fold, training set)")
             continue
-        head = train(name)
+        head = train(name, training)
         out = MODELS / BUNDLED_HEADS[name]
         head.save(out)
         metrics = {

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
+from gristmill.classifiers.train import read_tables
 from gristmill.core import columns
 from gristmill.embeddings import EncoderConfig, load_encoder
 from gristmill.errors import ConfigError
-from gristmill.io.formats import open_reader
 from gristmill.stages.taggers.topic_head import HeadFeatures, HeadInput, TopicHead
 
 #: Tokens read of each document when an encoder's config does not say: the static table is
@@ -47,23 +47,17 @@ def read_labelled(
     """The non-blank texts of Parquet/JSONL files, globs or directories, with their labels."""
     texts: list[str] = []
     labels: list[str] = []
-    for path in paths:
-        reader = open_reader([path], columns=[label_column], text_column=text_column)
-        tasks = reader.plan()
-        if not tasks:
-            raise ConfigError(f"{path}: no Parquet or JSONL file found")
-        for task in tasks:
-            for table in reader.read(task):
-                if label_column not in table.column_names:
-                    raise ConfigError(f"{task.url}: no {label_column!r} column of topics")
-                for text, label in zip(
-                    table.column(columns.TEXT).to_pylist(),
-                    table.column(label_column).to_pylist(),
-                    strict=True,
-                ):
-                    if text and text.strip() and label:
-                        texts.append(text)
-                        labels.append(str(label))
+    for url, table in read_tables(paths, text_column, extra=[label_column]):
+        if label_column not in table.column_names:
+            raise ConfigError(f"{url}: no {label_column!r} column of topics")
+        for text, label in zip(
+            table.column(columns.TEXT).to_pylist(),
+            table.column(label_column).to_pylist(),
+            strict=True,
+        ):
+            if text and text.strip() and label:
+                texts.append(text)
+                labels.append(str(label))
     if not texts:
         raise ConfigError(f"{', '.join(paths)}: no labelled document")
     return Labelled(texts, labels)

@@ -9,11 +9,12 @@ choice is seeded and fastText trains on one thread, so the same inputs give the 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from gristmill.classifiers.metrics import BinaryMetrics, binary_metrics
 from gristmill.core import columns
@@ -27,17 +28,26 @@ from gristmill.models.fasttext_model import (
 )
 
 
-def read_texts(paths: Sequence[str], text_column: str = columns.TEXT) -> list[str]:
-    """Every non-blank text of the given files, globs or directories, in order."""
-    texts: list[str] = []
+def read_tables(
+    paths: Sequence[str], text_column: str = columns.TEXT, extra: Sequence[str] = ()
+) -> Iterator[tuple[str, pa.Table]]:
+    """(file, batch) of the given files, globs or directories, in order, with the text column
+    and the ``extra`` ones a file has; a path that holds no input is an error naming it."""
     for path in paths:
-        reader = open_reader([path], columns=[], text_column=text_column)
+        reader = open_reader([path], columns=list(extra), text_column=text_column)
         tasks = reader.plan()
         if not tasks:
             raise ConfigError(f"{path}: no Parquet or JSONL file found")
         for task in tasks:
             for table in reader.read(task):
-                texts.extend(t for t in table.column(columns.TEXT).to_pylist() if t and t.strip())
+                yield task.url, table
+
+
+def read_texts(paths: Sequence[str], text_column: str = columns.TEXT) -> list[str]:
+    """Every non-blank text of the given files, globs or directories, in order."""
+    texts: list[str] = []
+    for _, table in read_tables(paths, text_column):
+        texts.extend(t for t in table.column(columns.TEXT).to_pylist() if t and t.strip())
     return texts
 
 
